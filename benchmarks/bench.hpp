@@ -56,7 +56,8 @@ double measure(const settings& s, Body&& body) {
             batch = std::min<std::size_t>(batch * 2, 1 << 20);
             elapsed = clock::now() - start;
         }
-        double ns = std::chrono::duration<double, std::nano>(elapsed).count() / static_cast<double>(ops);
+        double ns =
+            std::chrono::duration<double, std::nano>(elapsed).count() / static_cast<double>(ops);
         best = std::min(best, ns);
     }
     return best;

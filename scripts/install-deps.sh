@@ -6,7 +6,7 @@
 set -euo pipefail
 
 packages=(
-  build-essential cmake ninja-build pkg-config
+  build-essential cmake ninja-build pkg-config python3
   libasio-dev libwebsocketpp-dev rapidjson-dev libssl-dev libhiredis-dev
 )
 if [[ "${1:-}" != "--runtime" ]]; then

@@ -1,0 +1,803 @@
+// Server benchmarks: sluice's hub+server against a plain websocketpp broadcast
+// server (benchmarks/baseline_websocketpp.hpp), driven by a raw-Asio load
+// generator (benchmarks/loadgen_client.hpp) in the same process.
+//
+// Modes (docs/benchmarks.d/server.md explains the method and the figures):
+//   fan-out   S WebSocket subscribers on one topic, a publisher with a bounded
+//             window of un-acked publishes; deliveries per server-CPU-second.
+//   latency   a publisher at a fixed rate; publish-to-receive p50/p99/max.
+//   idle      N subscribed WebSockets to a server in a forked child; the
+//             child's RSS per connection.
+//   sse       S SSE subscribers (`/events`), publisher over WebSocket.
+// Every mode checks that every subscriber got every offset exactly once and in
+// order, and exits non-zero otherwise.
+//
+// The server under test runs alone on one thread (its io_context.run()); its
+// CPU time is read from that thread's CPU clock before and after the measured
+// window. The load generator runs on the main thread; its CPU is reported too.
+//
+// Usage: server_bench [--quick]
+#define ASIO_STANDALONE
+#define _WEBSOCKETPP_CPP11_STL_
+
+#include "baseline_websocketpp.hpp"
+#include "bench.hpp"
+#include "loadgen_client.hpp"
+
+#include <sluice/server.hpp>
+
+#include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <fstream>
+#include <functional>
+#include <iterator>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace {
+
+using namespace std::chrono_literals;
+using sluice::bench::loadgen::client;
+using steady = std::chrono::steady_clock;
+
+enum class server_kind { sluice, baseline };
+
+const char* name_of(server_kind k) { return k == server_kind::sluice ? "sluice" : "websocketpp"; }
+
+double cpu_seconds(clockid_t clock) {
+    timespec ts{};
+    clock_gettime(clock, &ts);
+    return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+std::int64_t now_ns() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(steady::now().time_since_epoch())
+        .count();
+}
+
+void raise_nofile_limit() {
+    rlimit rl{};
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+std::size_t nofile_limit() {
+    rlimit rl{};
+    getrlimit(RLIMIT_NOFILE, &rl);
+    return static_cast<std::size_t>(rl.rlim_cur);
+}
+
+/// VmRSS of `pid` in KiB (0 if unreadable).
+std::size_t rss_kib(pid_t pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+    std::string line;
+    while (std::getline(in, line)) {
+        if (line.rfind("VmRSS:", 0) == 0) return std::strtoull(line.c_str() + 6, nullptr, 10);
+    }
+    return 0;
+}
+
+/// User and system CPU seconds of thread `tid` of this process, from
+/// /proc/self/task/<tid>/stat (fields 14 and 15, in clock ticks).
+std::pair<double, double> thread_user_sys(pid_t tid) {
+    std::ifstream in("/proc/self/task/" + std::to_string(tid) + "/stat");
+    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    auto close_paren = stat.rfind(')');
+    if (close_paren == std::string::npos) return {0, 0};
+    // After ") " come fields 3.. (state is field 3); utime is 14, stime 15.
+    const char* p = stat.c_str() + close_paren + 2;
+    unsigned long long utime = 0, stime = 0;
+    for (int field = 3; field <= 15 && *p; ++field) {
+        if (field == 14) utime = std::strtoull(p, nullptr, 10);
+        if (field == 15) stime = std::strtoull(p, nullptr, 10);
+        p = std::strchr(p, ' ');
+        if (!p) break;
+        ++p;
+    }
+    const double tick = static_cast<double>(sysconf(_SC_CLK_TCK));
+    return {static_cast<double>(utime) / tick, static_cast<double>(stime) / tick};
+}
+
+/// The sluice options of the throughput and latency runs: the defaults, except
+/// that one IP may open 1000 connections at once and the publisher may send
+/// 100,000 messages per second. The per-connection limiter keeps a log of
+/// `client_rate` entries, so the rate is raised with a short window rather
+/// than a huge count.
+sluice::server_options loaded_options() {
+    sluice::server_options o;
+    o.client_rate = 1000;
+    o.client_rate_window = 10ms;
+    o.max_queue_bytes = std::size_t{64} << 20;
+    o.send_timeout = 60s;
+    o.handshake_rate = 1000;
+    o.handshake_window = 1ms;
+    return o;
+}
+
+/// The idle run keeps every default except the handshake limit.
+sluice::server_options idle_options() {
+    sluice::server_options o;
+    o.handshake_rate = 1000;
+    o.handshake_window = 1ms;
+    return o;
+}
+
+/// A server running alone on its own thread.
+class server_under_test {
+public:
+    server_under_test(server_kind kind, const sluice::server_options& options) : kind_(kind) {
+        if (kind == server_kind::sluice) {
+            hub_ = std::make_unique<sluice::hub>(
+                io_.get_executor(),
+                std::make_shared<sluice::anonymous_policy>(/*allow_publish=*/true));
+            server_ = std::make_unique<sluice::server>(io_, *hub_, options);
+            if (!server_->listen("127.0.0.1", 0)) port_ = server_->local_endpoint().port();
+        } else {
+            baseline_ = std::make_unique<sluice::bench::baseline_server>(io_);
+            port_ = baseline_->listen();
+        }
+        if (port_ == 0) {
+            std::fprintf(stderr, "server_bench: %s cannot listen\n", name_of(kind));
+            std::exit(2);
+        }
+        thread_ = std::thread([this] {
+            tid_.store(static_cast<pid_t>(syscall(SYS_gettid)));
+            io_.run();
+            finished_.store(true);
+        });
+        pthread_getcpuclockid(thread_.native_handle(), &cpu_clock_);
+    }
+
+    ~server_under_test() {
+        asio::post(io_, [this] {
+            work_.reset();
+            if (server_) {
+                server_->stop([this] { io_.stop(); });
+            } else {
+                baseline_->stop();
+                io_.stop();
+            }
+        });
+        // Bounded: a graceful stop that does not finish in 3 s is cut short.
+        for (int i = 0; i < 300 && !finished_.load(); ++i) std::this_thread::sleep_for(10ms);
+        io_.stop();
+        thread_.join();
+        server_.reset();
+        hub_.reset();
+        baseline_.reset();
+    }
+
+    std::uint16_t port() const { return port_; }
+    /// CPU seconds the server thread has used so far.
+    double cpu() const { return cpu_seconds(cpu_clock_); }
+    /// User and system CPU seconds of the server thread (10 ms resolution).
+    std::pair<double, double> user_sys() const {
+        pid_t tid = tid_.load();
+        while (tid == 0) {
+            std::this_thread::yield();
+            tid = tid_.load();
+        }
+        return thread_user_sys(tid);
+    }
+
+private:
+    server_kind kind_;
+    asio::io_context io_;
+    std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_{
+        io_.get_executor()};
+    std::unique_ptr<sluice::hub> hub_;
+    std::unique_ptr<sluice::server> server_;
+    std::unique_ptr<sluice::bench::baseline_server> baseline_;
+    std::uint16_t port_ = 0;
+    std::thread thread_;
+    clockid_t cpu_clock_{};
+    std::atomic<bool> finished_{false};
+    std::atomic<pid_t> tid_{0};
+};
+
+// ---------------------------------------------------------------------------
+// Streaming runs (fan-out, latency, SSE): one server, S subscribers, one
+// publisher, every offset checked.
+
+struct stream_config {
+    server_kind kind = server_kind::sluice;
+    client::transport transport = client::transport::websocket;
+    std::size_t subscribers = 0;
+    std::size_t events = 0;
+    std::size_t window = 64;  ///< un-acked publishes in flight (window mode)
+    double rate_hz = 0;       ///< > 0: publish at this fixed rate instead
+    std::size_t data_bytes = 100;
+    std::chrono::seconds timeout{60};
+};
+
+struct stream_result {
+    stream_config config;
+    std::uint64_t delivered = 0;     ///< events received in order, exactly once
+    std::uint64_t missing = 0;       ///< expected events never received (or skipped)
+    std::uint64_t out_of_order = 0;  ///< duplicates and events older than one already received
+    std::vector<std::string> failures;
+    double server_cpu = 0, loadgen_cpu = 0, wall = 0;
+    double server_user = 0, server_sys = 0;
+    std::vector<std::int64_t> latencies_ns;
+
+    bool correct() const { return missing == 0 && out_of_order == 0 && failures.empty(); }
+    double per_cpu_second() const {
+        return server_cpu > 0 ? static_cast<double>(delivered) / server_cpu : 0;
+    }
+};
+
+class stream_run {
+public:
+    explicit stream_run(const stream_config& c)
+        : cfg_(c), sut_(c.kind, loaded_options()), timer_(io_) {
+        result_.config = c;
+        endpoint_ = asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), sut_.port());
+        states_.resize(c.subscribers);
+        pad_.assign(c.data_bytes, 'x');
+        if (c.rate_hz > 0) result_.latencies_ns.reserve(c.subscribers * c.events);
+    }
+
+    stream_result run() {
+        timer_.expires_after(cfg_.timeout);
+        timer_.async_wait([this](const std::error_code& ec) {
+            if (!ec) fail("timed out after " + std::to_string(cfg_.timeout.count()) + " s");
+        });
+        publisher_ = std::make_shared<client>(io_, client::transport::websocket, "/ws");
+        publisher_->on_open = [this](client&) { maybe_begin(); };
+        publisher_->on_message = [this](client&, std::string_view m) { on_publisher_message(m); };
+        publisher_->on_failure = [this](client&, std::string_view why) {
+            fail("publisher: " + std::string(why));
+        };
+        publisher_->start(endpoint_);
+        for (std::size_t i = 0; i < std::min<std::size_t>(connect_concurrency, cfg_.subscribers);
+             ++i)
+            connect_next();
+        io_.run();
+        if (!finished_) {
+            // Timed out or failed: account for what never arrived.
+            result_.wall = std::chrono::duration<double>(steady::now() - t0_).count();
+        }
+        for (auto& s : states_) {
+            if (s.received < cfg_.events) result_.missing += cfg_.events - s.received;
+        }
+        result_.delivered = 0;
+        for (auto& s : states_) result_.delivered += s.received;
+        return std::move(result_);
+    }
+
+private:
+    static constexpr std::size_t connect_concurrency = 200;
+
+    struct sub_state {
+        std::uint64_t first = 0;  ///< the first offset expected (subscribed.offset + 1)
+        std::uint64_t next = 0;   ///< the next offset expected
+        std::uint64_t received = 0;
+        bool ready = false;
+        bool done = false;
+    };
+
+    void connect_next() {
+        if (started_ >= cfg_.subscribers || stopped_) return;
+        std::size_t index = started_++;
+        std::string target =
+            cfg_.transport == client::transport::websocket ? "/ws" : "/events?topic=bench";
+        auto c = std::make_shared<client>(io_, cfg_.transport, std::move(target));
+        c->tag = index;
+        if (cfg_.transport == client::transport::websocket) {
+            c->on_open = [](client& self) {
+                self.send_text(R"({"type":"subscribe","id":1,"topic":"bench"})");
+            };
+        }
+        c->on_message = [this](client& self, std::string_view m) {
+            on_subscriber_message(self.tag, m);
+        };
+        c->on_failure = [this](client& self, std::string_view why) {
+            fail("subscriber " + std::to_string(self.tag) + ": " + std::string(why));
+        };
+        subscribers_.push_back(c);
+        c->start(endpoint_);
+    }
+
+    void on_subscriber_message(std::size_t index, std::string_view m) {
+        using sluice::bench::loadgen::field_u64;
+        auto& s = states_[index];
+        auto type = sluice::bench::loadgen::message_type(m);
+        if (type == "event") {
+            const std::uint64_t offset = field_u64(m, R"("offset":)");
+            if (!s.ready || offset < s.next) {
+                ++result_.out_of_order;
+                return;
+            }
+            s.next = offset + 1;
+            if (offset - s.first >= cfg_.events) {
+                fail("subscriber " + std::to_string(index) + " got offset " +
+                     std::to_string(offset) + " beyond the last published");
+                return;
+            }
+            ++s.received;
+            if (cfg_.rate_hz > 0)
+                result_.latencies_ns.push_back(now_ns() -
+                                               static_cast<std::int64_t>(field_u64(m, R"("t":)")));
+            if (s.next == s.first + cfg_.events && !s.done) {
+                s.done = true;
+                ++done_;
+                maybe_finish();
+            }
+        } else if (type == "subscribed") {
+            if (s.ready) return fail("second subscribed for one subscriber");
+            s.ready = true;
+            s.first = s.next = field_u64(m, R"("offset":)") + 1;
+            ++ready_;
+            connect_next();
+            maybe_begin();
+        } else if (type == "error") {
+            fail("subscriber got " + std::string(m));
+        }
+    }
+
+    void maybe_begin() {
+        if (began_ || ready_ < cfg_.subscribers || !publisher_->is_open()) return;
+        began_ = true;
+        t0_ = steady::now();
+        server_cpu0_ = sut_.cpu();
+        user_sys0_ = sut_.user_sys();
+        loadgen_cpu0_ = cpu_seconds(CLOCK_THREAD_CPUTIME_ID);
+        if (cfg_.rate_hz > 0) {
+            period_ = std::chrono::duration_cast<steady::duration>(
+                std::chrono::duration<double>(1.0 / cfg_.rate_hz));
+            tick(t0_);
+        } else {
+            while (sent_ < cfg_.events && sent_ - acked_ < cfg_.window) publish_one();
+        }
+    }
+
+    void tick(steady::time_point due) {
+        if (stopped_) return;
+        publish_one();
+        if (sent_ >= cfg_.events) return;
+        due += period_;
+        if (!rate_timer_) rate_timer_.emplace(io_);
+        rate_timer_->expires_at(due);
+        rate_timer_->async_wait([this, due](const std::error_code& ec) {
+            if (!ec) tick(due);
+        });
+    }
+
+    void publish_one() {
+        ++sent_;
+        std::string t = std::to_string(now_ns());
+        // `data` is exactly cfg_.data_bytes long: {"t":T,"pad":"xx…"}
+        std::size_t fixed = 5 + t.size() + 9;
+        std::size_t pad = cfg_.data_bytes > fixed ? cfg_.data_bytes - fixed : 0;
+        std::string msg = R"({"type":"publish","id":)" + std::to_string(sent_) +
+                          R"(,"topic":"bench","data":{"t":)" + t + R"(,"pad":")";
+        msg.append(pad_, 0, pad);
+        msg += "\"}}";
+        publisher_->send_text(msg);
+    }
+
+    void on_publisher_message(std::string_view m) {
+        auto type = sluice::bench::loadgen::message_type(m);
+        if (type == "published") {
+            ++acked_;
+            if (cfg_.rate_hz <= 0) {
+                while (sent_ < cfg_.events && sent_ - acked_ < cfg_.window) publish_one();
+            }
+            maybe_finish();
+        } else if (type == "error") {
+            fail("publisher got " + std::string(m));
+        }
+    }
+
+    void maybe_finish() {
+        if (finished_ || done_ < cfg_.subscribers || acked_ < cfg_.events) return;
+        finished_ = true;
+        result_.server_cpu = sut_.cpu() - server_cpu0_;
+        auto user_sys = sut_.user_sys();
+        result_.server_user = user_sys.first - user_sys0_.first;
+        result_.server_sys = user_sys.second - user_sys0_.second;
+        result_.loadgen_cpu = cpu_seconds(CLOCK_THREAD_CPUTIME_ID) - loadgen_cpu0_;
+        result_.wall = std::chrono::duration<double>(steady::now() - t0_).count();
+        stop();
+    }
+
+    void fail(std::string why) {
+        if (stopped_) return;
+        result_.failures.push_back(std::move(why));
+        stop();
+    }
+
+    void stop() {
+        if (stopped_) return;
+        stopped_ = true;
+        timer_.cancel();
+        if (rate_timer_) rate_timer_->cancel();
+        publisher_->close();
+        for (auto& c : subscribers_) c->close();
+    }
+
+    stream_config cfg_;
+    server_under_test sut_;
+    asio::io_context io_;
+    asio::steady_timer timer_;
+    std::optional<asio::steady_timer> rate_timer_;
+    asio::ip::tcp::endpoint endpoint_;
+    std::shared_ptr<client> publisher_;
+    std::vector<std::shared_ptr<client>> subscribers_;
+    std::vector<sub_state> states_;
+    std::string pad_;
+    stream_result result_;
+    std::size_t started_ = 0, ready_ = 0, done_ = 0, sent_ = 0, acked_ = 0;
+    bool began_ = false, finished_ = false, stopped_ = false;
+    steady::time_point t0_{};
+    steady::duration period_{};
+    double server_cpu0_ = 0, loadgen_cpu0_ = 0;
+    std::pair<double, double> user_sys0_{};
+};
+
+stream_result run_stream(const stream_config& c) {
+    stream_run run(c);
+    return run.run();
+}
+
+// ---------------------------------------------------------------------------
+// Idle connections: the server alone in a forked child, its RSS read from
+// /proc before and after N subscribed WebSockets.
+
+struct idle_result {
+    server_kind kind{};
+    std::size_t connections = 0;
+    std::size_t subscribed = 0;
+    std::size_t rss_before_kib = 0, rss_after_kib = 0;
+    std::vector<std::string> failures;
+    bool correct() const { return failures.empty() && subscribed == connections; }
+    double kib_per_connection() const {
+        return connections
+                   ? (static_cast<double>(rss_after_kib) - static_cast<double>(rss_before_kib)) /
+                         static_cast<double>(connections)
+                   : 0;
+    }
+};
+
+[[noreturn]] void child_server(server_kind kind, int port_fd) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    asio::io_context io;
+    std::uint16_t port = 0;
+    std::unique_ptr<sluice::hub> hub;
+    std::unique_ptr<sluice::server> server;
+    std::unique_ptr<sluice::bench::baseline_server> baseline;
+    if (kind == server_kind::sluice) {
+        hub = std::make_unique<sluice::hub>(io.get_executor(),
+                                            std::make_shared<sluice::anonymous_policy>(true));
+        server = std::make_unique<sluice::server>(io, *hub, idle_options());
+        if (!server->listen("127.0.0.1", 0)) port = server->local_endpoint().port();
+    } else {
+        baseline = std::make_unique<sluice::bench::baseline_server>(io);
+        port = baseline->listen();
+    }
+    if (write(port_fd, &port, sizeof port) != static_cast<ssize_t>(sizeof port)) _exit(3);
+    close(port_fd);
+    auto work = asio::make_work_guard(io);
+    io.run();
+    _exit(0);
+}
+
+idle_result run_idle(server_kind kind, std::size_t connections, std::chrono::seconds timeout) {
+    idle_result r;
+    r.kind = kind;
+    r.connections = connections;
+    int fds[2];
+    if (pipe(fds) != 0) {
+        r.failures.push_back("pipe failed");
+        return r;
+    }
+    std::fflush(stdout);
+    pid_t pid = fork();
+    if (pid < 0) {
+        r.failures.push_back("fork failed");
+        return r;
+    }
+    if (pid == 0) {
+        close(fds[0]);
+        child_server(kind, fds[1]);
+    }
+    close(fds[1]);
+    std::uint16_t port = 0;
+    pollfd pfd{fds[0], POLLIN, 0};
+    if (poll(&pfd, 1, 10000) == 1 &&
+        read(fds[0], &port, sizeof port) == static_cast<ssize_t>(sizeof port) && port != 0) {
+        std::this_thread::sleep_for(100ms);  // let the child settle before the first reading
+        r.rss_before_kib = rss_kib(pid);
+        asio::io_context io;
+        asio::steady_timer timer(io);
+        auto endpoint = asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), port);
+        std::vector<std::shared_ptr<client>> clients;
+        clients.reserve(connections);
+        std::size_t started = 0;
+        bool stopped = false;
+        auto stop = [&] {
+            stopped = true;
+            timer.cancel();
+        };
+        std::function<void()> connect_next = [&] {
+            if (started >= connections || stopped) return;
+            auto c = std::make_shared<client>(io, client::transport::websocket, "/ws", 4096);
+            c->tag = started++;
+            c->on_open = [](client& self) {
+                self.send_text(R"({"type":"subscribe","id":1,"topic":"idle:)" +
+                               std::to_string(self.tag) + "\"}");
+            };
+            c->on_message = [&](client&, std::string_view m) {
+                auto type = sluice::bench::loadgen::message_type(m);
+                if (type == "subscribed") {
+                    if (++r.subscribed == connections) stop();
+                    connect_next();
+                } else if (type == "error") {
+                    r.failures.push_back("idle client got " + std::string(m));
+                    stop();
+                }
+            };
+            c->on_failure = [&](client& self, std::string_view why) {
+                r.failures.push_back("idle client " + std::to_string(self.tag) + ": " +
+                                     std::string(why));
+                stop();
+            };
+            clients.push_back(c);
+            c->start(endpoint);
+        };
+        timer.expires_after(timeout);
+        timer.async_wait([&](const std::error_code& ec) {
+            if (!ec) {
+                r.failures.push_back("timed out with " + std::to_string(r.subscribed) +
+                                     " subscribed");
+                stopped = true;
+            }
+        });
+        for (int i = 0; i < 100; ++i) connect_next();
+        while (!stopped && io.run_one()) {
+        }
+        // Let the server finish what it queued (it runs in the child).
+        std::this_thread::sleep_for(200ms);
+        r.rss_after_kib = rss_kib(pid);
+        // Killing the server first leaves TIME_WAIT on its side, not on the
+        // load generator's ephemeral ports.
+        kill(pid, SIGKILL);
+        waitpid(pid, nullptr, 0);
+        for (auto& c : clients) c->close();
+    } else {
+        r.failures.push_back("child server did not start");
+        kill(pid, SIGKILL);
+        waitpid(pid, nullptr, 0);
+    }
+    close(fds[0]);
+    return r;
+}
+
+// ---------------------------------------------------------------------------
+// Reporting
+
+double percentile_ms(std::vector<std::int64_t>& sorted, double p) {
+    if (sorted.empty()) return 0;
+    auto rank = static_cast<std::size_t>(std::ceil(p * static_cast<double>(sorted.size())));
+    rank = std::clamp<std::size_t>(rank, 1, sorted.size());
+    return static_cast<double>(sorted[rank - 1]) / 1e6;
+}
+
+bool report_failures(const char* what, const std::vector<std::string>& failures) {
+    for (std::size_t i = 0; i < failures.size() && i < 3; ++i) {
+        std::fprintf(stderr, "server_bench: %s: %s\n", what, failures[i].c_str());
+    }
+    return failures.empty();
+}
+
+void print_throughput_header() {
+    std::printf(
+        "| server | transport | subscribers | events | deliveries | server CPU s (user + sys) | "
+        "deliveries / server-CPU-s | load generator CPU s | wall s | missing | dup/reordered |\n"
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+}
+
+void print_throughput_row(const stream_result& r) {
+    std::printf(
+        "| %s | %s | %zu | %zu | %llu | %.3f (%.2f + %.2f) | %.0f | %.3f | %.3f | %llu | %llu |\n",
+        name_of(r.config.kind),
+        r.config.transport == client::transport::websocket ? "WebSocket" : "SSE",
+        r.config.subscribers, r.config.events, static_cast<unsigned long long>(r.delivered),
+        r.server_cpu, r.server_user, r.server_sys, r.per_cpu_second(), r.loadgen_cpu, r.wall,
+        static_cast<unsigned long long>(r.missing),
+        static_cast<unsigned long long>(r.out_of_order));
+}
+
+double median(std::vector<double> v) {
+    if (v.empty()) return 0;
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    auto settings = sluice::bench::parse_args(argc, argv);
+    const bool quick = settings.quick;
+    signal(SIGPIPE, SIG_IGN);
+    raise_nofile_limit();
+    // Profiling aids: --mode=idle|fanout|latency|sse and --server=sluice|websocketpp
+    // restrict the run (the default runs everything).
+    std::string only_mode, only_server;
+    int rounds_arg = 0;
+    for (int i = 1; i < argc; ++i) {
+        std::string_view a = argv[i];
+        if (a.rfind("--mode=", 0) == 0) only_mode = a.substr(7);
+        if (a.rfind("--server=", 0) == 0) only_server = a.substr(9);
+        if (a.rfind("--rounds=", 0) == 0) rounds_arg = std::atoi(argv[i] + 9);
+    }
+    auto want = [&](const char* mode) { return only_mode.empty() || only_mode == mode; };
+    std::vector<server_kind> kinds;
+    for (auto kind : {server_kind::sluice, server_kind::baseline}) {
+        if (only_server.empty() || only_server == name_of(kind)) kinds.push_back(kind);
+    }
+
+    const std::size_t fanout_subs = quick ? 20 : 1000;
+    const std::size_t fanout_events = quick ? 200 : 1000;
+    const int fanout_rounds = rounds_arg > 0 ? rounds_arg : quick ? 1 : 3;
+    const std::size_t latency_subs = quick ? 20 : 1000;
+    const double latency_rate = 50;
+    const std::size_t latency_events = quick ? 50 : 500;  // 1 s / 10 s at 50/s
+    const std::size_t sse_subs = quick ? 20 : 200;
+    const std::size_t sse_events = quick ? 200 : 5000;
+    std::size_t idle_conns = quick ? 200 : 10000;
+    if (idle_conns + 64 > nofile_limit()) {
+        std::fprintf(
+            stderr, "server_bench: RLIMIT_NOFILE %zu too low for %zu idle connections; using %zu\n",
+            nofile_limit(), idle_conns, nofile_limit() - 64);
+        idle_conns = nofile_limit() - 64;
+    }
+    const auto timeout = quick ? 15s : 120s;
+    bool ok = true;
+
+    std::printf("# server_bench%s\n\n",
+                quick ? " --quick (correctness only; figures are not meaningful)" : "");
+
+    // Idle first: fork() while the process has no other thread.
+    idle_result idle[2];
+    if (want("idle")) {
+        std::printf("## Idle connections (server RSS per subscribed WebSocket)\n\n");
+        std::printf(
+            "| server | connections | subscribed | RSS before KiB | RSS after KiB | KiB per "
+            "connection |\n"
+            "|---|---:|---:|---:|---:|---:|\n");
+        for (auto kind : kinds) {
+            auto& r = idle[kind == server_kind::sluice ? 0 : 1];
+            r = run_idle(kind, idle_conns, quick ? 15s : 120s);
+            ok &= report_failures(name_of(kind), r.failures) && r.correct();
+            std::printf("| %s | %zu | %zu | %zu | %zu | %.2f |\n", name_of(kind), r.connections,
+                        r.subscribed, r.rss_before_kib, r.rss_after_kib, r.kib_per_connection());
+            std::fflush(stdout);
+        }
+    }
+
+    std::vector<double> rate[2];
+    if (want("fanout")) {
+        std::printf("\n## Fan-out over WebSocket (%zu subscribers, %zu-byte data, window 64)\n\n",
+                    fanout_subs, std::size_t{100});
+        print_throughput_header();
+        for (int round = 0; round < fanout_rounds; ++round) {
+            for (auto kind : kinds) {
+                stream_config c;
+                c.kind = kind;
+                c.subscribers = fanout_subs;
+                c.events = fanout_events;
+                c.timeout = timeout;
+                auto r = run_stream(c);
+                ok &= report_failures(name_of(kind), r.failures) && r.correct();
+                print_throughput_row(r);
+                std::fflush(stdout);
+                rate[kind == server_kind::sluice ? 0 : 1].push_back(r.per_cpu_second());
+            }
+        }
+    }
+    const double fanout_ratio = median(rate[1]) > 0 ? median(rate[0]) / median(rate[1]) : 0;
+    if (want("fanout")) {
+        std::printf(
+            "\nMedian deliveries per server-CPU-second: sluice %.0f, websocketpp %.0f, ratio "
+            "%.2fx\n",
+            median(rate[0]), median(rate[1]), fanout_ratio);
+    }
+
+    double sluice_p99 = 0;
+    if (want("latency")) {
+        std::printf(
+            "\n## Latency (%zu subscribers, %.0f events/s for %.0f s, publish to receive)\n\n",
+            latency_subs, latency_rate, static_cast<double>(latency_events) / latency_rate);
+        std::printf(
+            "| server | deliveries | p50 ms | p99 ms | max ms | server CPU s (user + sys) | server "
+            "CPU us per "
+            "delivery | load generator CPU s | missing | dup/reordered |\n"
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+        for (auto kind : kinds) {
+            stream_config c;
+            c.kind = kind;
+            c.subscribers = latency_subs;
+            c.events = latency_events;
+            c.rate_hz = latency_rate;
+            c.timeout = timeout;
+            auto r = run_stream(c);
+            ok &= report_failures(name_of(kind), r.failures) && r.correct();
+            std::sort(r.latencies_ns.begin(), r.latencies_ns.end());
+            double p99 = percentile_ms(r.latencies_ns, 0.99);
+            if (kind == server_kind::sluice) sluice_p99 = p99;
+            std::printf(
+                "| %s | %llu | %.3f | %.3f | %.3f | %.3f (%.2f + %.2f) | %.2f | %.3f | %llu | %llu "
+                "|\n",
+                name_of(kind), static_cast<unsigned long long>(r.delivered),
+                percentile_ms(r.latencies_ns, 0.50), p99,
+                r.latencies_ns.empty() ? 0.0 : static_cast<double>(r.latencies_ns.back()) / 1e6,
+                r.server_cpu, r.server_user, r.server_sys,
+                r.delivered ? r.server_cpu * 1e6 / static_cast<double>(r.delivered) : 0.0,
+                r.loadgen_cpu, static_cast<unsigned long long>(r.missing),
+                static_cast<unsigned long long>(r.out_of_order));
+            std::fflush(stdout);
+        }
+    }
+
+    double sse_rate = 0;
+    if (want("sse")) {
+        std::printf("\n## SSE fan-out (%zu subscribers on /events, publisher over WebSocket)\n\n",
+                    sse_subs);
+        print_throughput_header();
+        {
+            stream_config c;
+            c.kind = server_kind::sluice;
+            c.transport = client::transport::sse;
+            c.subscribers = sse_subs;
+            c.events = sse_events;
+            c.timeout = timeout;
+            auto r = run_stream(c);
+            ok &= report_failures("sluice SSE", r.failures) && r.correct();
+            print_throughput_row(r);
+            sse_rate = r.per_cpu_second();
+        }
+    }
+
+    std::printf("\n## Targets\n\n| target | measured | met |\n|---|---|---|\n");
+    auto yes = [](bool b) { return b ? "yes" : "**no**"; };
+    std::printf("| fan-out deliveries per server-CPU-second >= 3x websocketpp | %.2fx | %s |\n",
+                fanout_ratio, yes(fanout_ratio >= 3));
+    std::printf("| p99 publish-to-receive < 10 ms at 50 events/s | %.3f ms | %s |\n", sluice_p99,
+                yes(sluice_p99 < 10));
+    std::printf(
+        "| idle WebSocket < 6 KiB server RSS per connection (websocketpp: %.2f) | %.2f KiB | %s "
+        "|\n",
+        idle[1].kib_per_connection(), idle[0].kib_per_connection(),
+        yes(idle[0].kib_per_connection() < 6));
+    std::printf("| SSE >= 1,000,000 deliveries per server-CPU-second | %.0f | %s |\n", sse_rate,
+                yes(sse_rate >= 1e6));
+    std::printf("| every offset exactly once, in order, every mode | %s | %s |\n",
+                ok ? "yes" : "NO", yes(ok));
+    if (quick) std::printf("\n(--quick: only correctness is asserted.)\n");
+    return ok ? 0 : 1;
+}

@@ -1,0 +1,637 @@
+#include "hub_core.hpp"
+
+#include "http_routes.hpp"
+
+#include <sluice/detail/json_string.hpp>
+#include <sluice/filter.hpp>
+#include <sluice/topic.hpp>
+#include <sluice/version.hpp>
+
+#include <asio/post.hpp>
+
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <random>
+
+namespace sluice::detail {
+namespace {
+
+constexpr unsigned parse_flags = rapidjson::kParseIterativeFlag;
+
+std::int64_t now_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+std::string random_generation() {
+    std::random_device device;
+    std::uint64_t value = (static_cast<std::uint64_t>(device()) << 32) ^ device();
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string out(12, '0');
+    for (auto& c : out) {
+        c = digits[value & 0xF];
+        value >>= 4;
+    }
+    return out;
+}
+
+/// Builds one JSON reply object.
+class json_reply {
+public:
+    json_reply(std::string_view type, const rapidjson::Value* id) : writer_(buffer_) {
+        writer_.StartObject();
+        field("type", type);
+        if (id) {
+            writer_.Key("id");
+            id->Accept(writer_);
+        }
+    }
+    json_reply& field(std::string_view key, std::string_view value) {
+        writer_.Key(key.data(), static_cast<rapidjson::SizeType>(key.size()));
+        writer_.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
+        return *this;
+    }
+    json_reply& field(std::string_view key, std::uint64_t value) {
+        writer_.Key(key.data(), static_cast<rapidjson::SizeType>(key.size()));
+        writer_.Uint64(value);
+        return *this;
+    }
+    json_reply& field(std::string_view key, std::int64_t value) {
+        writer_.Key(key.data(), static_cast<rapidjson::SizeType>(key.size()));
+        writer_.Int64(value);
+        return *this;
+    }
+    json_reply& flag(std::string_view key, bool value) {
+        writer_.Key(key.data(), static_cast<rapidjson::SizeType>(key.size()));
+        writer_.Bool(value);
+        return *this;
+    }
+    std::string str() {
+        writer_.EndObject();
+        return std::string(buffer_.GetString(), buffer_.GetSize());
+    }
+
+private:
+    rapidjson::StringBuffer buffer_;
+    rapidjson::Writer<rapidjson::StringBuffer> writer_;
+};
+
+std::string error_reply(const rapidjson::Value* id, std::error_code code, std::string_view message,
+                        std::chrono::milliseconds retry_after = std::chrono::milliseconds(0)) {
+    json_reply r("error", id);
+    r.field("code", to_wire(code)).field("message", message);
+    if (code == errc::rate_limited)
+        r.field("retry_after_ms", static_cast<std::int64_t>(retry_after.count()));
+    return r.str();
+}
+
+std::string subscribed_reply(const rapidjson::Value* id, std::string_view topic,
+                             const stream_position* position, const bool* recovered) {
+    json_reply r("subscribed", id);
+    r.field("topic", topic);
+    if (position) r.field("epoch", position->epoch).field("offset", position->offset);
+    if (recovered) r.flag("recovered", *recovered);
+    return r.str();
+}
+
+const rapidjson::Value* member(const rapidjson::Value& object, const char* name) {
+    auto it = object.FindMember(name);
+    return it == object.MemberEnd() ? nullptr : &it->value;
+}
+
+std::string_view as_view(const rapidjson::Value& v) { return {v.GetString(), v.GetStringLength()}; }
+
+history_options make_history_options(const hub_options& o) {
+    history_options h;
+    h.max_events_per_topic = o.history_size;
+    h.event_ttl = o.history_ttl;
+    h.metadata_ttl = o.position_ttl;
+    h.max_bytes = o.history_max_bytes;
+    h.max_topics = o.max_topics;
+    h.replay_limit = o.replay_limit;
+    return h;
+}
+
+}  // namespace
+
+hub_core::hub_core(asio::any_io_executor executor, std::shared_ptr<const auth_policy> policy,
+                   hub_options options)
+    : executor_(executor),
+      strand_(asio::make_strand(executor)),
+      sweep_timer_(strand_),
+      policy_(std::move(policy)),
+      options_(options),
+      generation_(random_generation()),
+      history_(make_history_options(options)),
+      idempotency_(options.idempotency_max_keys, options.idempotency_ttl) {}
+
+void hub_core::start() {
+    asio::post(strand_, [self = shared_from_this()] { self->sweep(); });
+}
+
+void hub_core::shutdown() {
+    asio::post(strand_, [self = shared_from_this()] { self->sweep_timer_.cancel(); });
+}
+
+void hub_core::sweep() {
+    auto now = clock::now();
+    history_.expire(now, 10000);
+    idempotency_.expire(now);
+    const auto& c = history_.counters();
+    stats_.history_topics.store(static_cast<std::int64_t>(c.topics), std::memory_order_relaxed);
+    stats_.history_events.store(static_cast<std::int64_t>(c.events), std::memory_order_relaxed);
+    stats_.history_bytes.store(static_cast<std::int64_t>(c.bytes), std::memory_order_relaxed);
+    sweep_timer_.expires_after(std::chrono::seconds(1));
+    sweep_timer_.async_wait([weak = weak_from_this()](const std::error_code& ec) {
+        if (ec) return;
+        if (auto self = weak.lock()) self->sweep();
+    });
+}
+
+void hub_core::set_logger(log_handler handler) {
+    std::lock_guard<std::mutex> lock(log_mutex_);
+    logger_ = std::move(handler);
+}
+
+void hub_core::log(log_level level, std::string_view message) const {
+    std::lock_guard<std::mutex> lock(log_mutex_);
+    if (logger_) logger_(level, message);
+}
+
+std::size_t hub_core::connection_count() const noexcept {
+    auto n = stats_.ws_connections.load(std::memory_order_relaxed) +
+             stats_.sse_connections.load(std::memory_order_relaxed);
+    return n < 0 ? 0 : static_cast<std::size_t>(n);
+}
+
+std::string hub_core::metrics_text() const { return stats_.render(); }
+
+std::string hub_core::health_json() const {
+    rapidjson::StringBuffer buffer;
+    rapidjson::Writer<rapidjson::StringBuffer> w(buffer);
+    bool up = stats_.backplane_up.load(std::memory_order_relaxed);
+    w.StartObject();
+    w.Key("status");
+    w.String(up ? "ok" : "degraded");
+    w.Key("backplane");
+    w.String("memory");
+    w.Key("connections");
+    w.StartObject();
+    w.Key("ws");
+    w.Int64(stats_.ws_connections.load(std::memory_order_relaxed));
+    w.Key("sse");
+    w.Int64(stats_.sse_connections.load(std::memory_order_relaxed));
+    w.EndObject();
+    w.EndObject();
+    return std::string(buffer.GetString(), buffer.GetSize());
+}
+
+// ---------------------------------------------------------------------------
+// Connections
+
+void hub_core::attach_websocket(std::shared_ptr<connection> c, principal who) {
+    asio::post(
+        strand_, [self = shared_from_this(), c = std::move(c), who = std::move(who)]() mutable {
+            auto& side = c->hub_side();
+            if (side.detached) return;
+            side.who = std::move(who);
+            side.attached = true;
+            self->connections_[c.get()] = c;
+            const auto& o = c->context().options;
+            json_reply r("welcome", nullptr);
+            r.field("version", static_cast<std::int64_t>(protocol_version))
+                .field("session", self->generation_ + "-" + std::to_string(c->id()))
+                .field("server_time", now_ms())
+                .field("ping_interval_ms", static_cast<std::int64_t>(o.ping_interval.count()))
+                .field("pong_timeout_ms", static_cast<std::int64_t>(o.pong_timeout.count()));
+            c->send_text(r.str());
+        });
+}
+
+void hub_core::detach(std::shared_ptr<connection> c) {
+    asio::post(strand_, [self = shared_from_this(), c = std::move(c)] {
+        auto& side = c->hub_side();
+        side.detached = true;
+        if (!side.attached) return;
+        side.attached = false;
+        self->router_.unsubscribe_all(c.get());
+        side.subscriptions.clear();
+        self->connections_.erase(c.get());
+    });
+}
+
+void hub_core::on_ws_text(std::shared_ptr<connection> c, std::string text,
+                          connection::rate_decision rate) {
+    asio::post(strand_,
+               [self = shared_from_this(), c = std::move(c), text = std::move(text), rate] {
+                   if (!c->hub_side().attached) return;
+                   self->handle_ws(c, text, rate);
+               });
+}
+
+void hub_core::handle_ws(const std::shared_ptr<connection>& c, const std::string& text,
+                         connection::rate_decision rate) {
+    rapidjson::Document doc;
+    doc.Parse<parse_flags>(text.data(), text.size());
+    const rapidjson::Value* id = nullptr;
+    if (!doc.HasParseError() && doc.IsObject()) {
+        id = member(doc, "id");
+        if (id && !id->IsNumber() && !id->IsString()) id = nullptr;
+    }
+    if (!rate.allowed) {
+        c->send_text(error_reply(id, errc::rate_limited, "too many messages", rate.retry_after));
+        if (rate.close_after) c->close(4429, "too many requests");
+        return;
+    }
+    if (doc.HasParseError())
+        return c->send_text(error_reply(nullptr, errc::bad_request, "not JSON"));
+    if (!doc.IsObject())
+        return c->send_text(error_reply(nullptr, errc::bad_request, "not a JSON object"));
+    if (const auto* raw_id = member(doc, "id"); raw_id && !id) {
+        return c->send_text(
+            error_reply(nullptr, errc::bad_request, "id must be a number or a string"));
+    }
+    const auto* type = member(doc, "type");
+    if (!type || !type->IsString())
+        return c->send_text(error_reply(id, errc::bad_request, "missing type"));
+    auto t = as_view(*type);
+    if (t == "subscribe") return ws_subscribe(*c, doc, id);
+    if (t == "unsubscribe") return ws_unsubscribe(*c, doc, id);
+    if (t == "publish") return ws_publish(*c, doc, id);
+    if (t == "refresh") return ws_refresh(*c, doc, id);
+    if (t == "ping") {
+        json_reply r("pong", id);
+        r.field("ts", now_ms());
+        return c->send_text(r.str());
+    }
+    c->send_text(error_reply(id, errc::bad_request, "unknown type"));
+}
+
+// ---------------------------------------------------------------------------
+// Subscriptions
+
+void hub_core::ws_subscribe(connection& c, const rapidjson::Value& message,
+                            const rapidjson::Value* id) {
+    const auto* topic_value = member(message, "topic");
+    if (!topic_value || !topic_value->IsString()) {
+        return c.send_text(error_reply(id, errc::bad_request, "topic must be a string"));
+    }
+    auto topic = as_view(*topic_value);
+    if (auto check = check_pattern(topic); !check) {
+        return c.send_text(error_reply(id, check.error, check.message()));
+    }
+    filter where;
+    if (const auto* spec = member(message, "filter")) {
+        auto compiled = compile_filter(*spec);
+        if (!compiled) return c.send_text(error_reply(id, compiled.error, compiled.message));
+        where = std::move(compiled.compiled);
+    }
+    const bool pattern = is_pattern(topic);
+    std::optional<stream_position> since;
+    if (const auto* since_value = member(message, "since")) {
+        if (!since_value->IsObject())
+            return c.send_text(error_reply(id, errc::bad_request, "since must be an object"));
+        const auto* offset = member(*since_value, "offset");
+        if (!offset || !offset->IsUint64()) {
+            return c.send_text(
+                error_reply(id, errc::bad_request, "since.offset must be a non-negative integer"));
+        }
+        since.emplace();
+        since->offset = offset->GetUint64();
+        const auto* epoch = member(*since_value, "epoch");
+        if (epoch && epoch->IsString()) since->epoch = std::string(as_view(*epoch));
+    }
+    if (pattern && since) {
+        return c.send_text(
+            error_reply(id, errc::recovery_unsupported, "since is not supported on a pattern"));
+    }
+    auto& side = c.hub_side();
+    if (auto denied = policy_->authorize(side.who, action::subscribe, topic)) {
+        return c.send_text(error_reply(id, denied, "not allowed to subscribe to this topic"));
+    }
+    if (router_.contains(&c, topic)) {
+        return c.send_text(
+            error_reply(id, errc::already_subscribed, "already subscribed to this topic"));
+    }
+    if (side.subscriptions.size() >= c.context().options.max_subscriptions) {
+        return c.send_text(
+            error_reply(id, errc::too_many_subscriptions, "subscription limit reached"));
+    }
+    auto state = std::make_shared<subscription_state>();
+    state->sub = std::string(topic);
+    state->sub_json = json_string(topic);
+    state->exact = !pattern;
+    subscription_ptr sub = state;
+
+    if (pattern) {
+        c.send_text(subscribed_reply(id, topic, nullptr, nullptr));
+    } else if (since) {
+        auto rec = history_.recover(topic, *since, options_.replay_limit);
+        (rec.recovered ? stats_.recovered : stats_.not_recovered)
+            .fetch_add(1, std::memory_order_relaxed);
+        c.send_text(subscribed_reply(id, topic, &rec.position, &rec.recovered));
+        if (rec.recovered) replay(c, sub, where, rec.events);
+    } else {
+        auto position = history_.position(topic);
+        c.send_text(subscribed_reply(id, topic, &position, nullptr));
+    }
+    // Registered in the same handler as the position was taken: the next
+    // publish to this topic is the first live event, offset top + 1.
+    router_.subscribe(&c, topic, std::move(where), sub);
+    side.subscriptions.push_back(std::move(sub));
+}
+
+void hub_core::replay(connection& c, const subscription_ptr& sub, const filter& where,
+                      const std::vector<publication_ptr>& events) {
+    auto now = clock::now();
+    for (const auto& pub : events) {
+        bool pass = where.empty();
+        if (!pass) {
+            rapidjson::Document data;
+            data.Parse<parse_flags>(pub->data().data(), pub->data().size());
+            pass = !data.HasParseError() && where.matches(data);
+        }
+        if (pass) {
+            c.send_event(pub, sub, true, now);
+        } else if (sub->position_index >= 0) {
+            c.send_position(pub, sub);
+        }
+    }
+}
+
+void hub_core::ws_unsubscribe(connection& c, const rapidjson::Value& message,
+                              const rapidjson::Value* id) {
+    const auto* topic_value = member(message, "topic");
+    if (!topic_value || !topic_value->IsString()) {
+        return c.send_text(error_reply(id, errc::bad_request, "topic must be a string"));
+    }
+    auto topic = as_view(*topic_value);
+    if (auto check = check_pattern(topic); !check) {
+        return c.send_text(error_reply(id, check.error, check.message()));
+    }
+    if (auto ec = router_.unsubscribe(&c, topic)) {
+        return c.send_text(error_reply(id, ec, "not subscribed to this topic"));
+    }
+    auto& subs = c.hub_side().subscriptions;
+    subs.erase(std::remove_if(subs.begin(), subs.end(),
+                              [&](const subscription_ptr& s) { return s->sub == topic; }),
+               subs.end());
+    json_reply r("unsubscribed", id);
+    r.field("topic", topic);
+    c.send_text(r.str());
+}
+
+void hub_core::ws_refresh(connection& c, const rapidjson::Value& message,
+                          const rapidjson::Value* id) {
+    const auto* token = member(message, "token");
+    if (!token || !token->IsString())
+        return c.send_text(error_reply(id, errc::bad_request, "token must be a string"));
+    auto& side = c.hub_side();
+    auto result = policy_->refresh(side.who, as_view(*token));
+    if (!result) return c.send_text(error_reply(id, result.error, result.message));
+    side.who = std::move(result.who);
+    c.set_expiry(side.who.expires_at);
+    json_reply r("refreshed", id);
+    if (side.who.expires_at) {
+        r.field("expires_at",
+                static_cast<std::int64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                              side.who.expires_at->time_since_epoch())
+                                              .count()));
+    }
+    c.send_text(r.str());
+}
+
+// ---------------------------------------------------------------------------
+// Publishing
+
+void hub_core::ws_publish(connection& c, const rapidjson::Value& message,
+                          const rapidjson::Value* id) {
+    auto outcome = publish(&c.hub_side().who, message);
+    if (outcome.error) return c.send_text(error_reply(id, outcome.error, outcome.message));
+    json_reply r("published", id);
+    r.field("topic", as_view(message["topic"]))
+        .field("offset", outcome.position.offset)
+        .field("epoch", outcome.position.epoch);
+    c.send_text(r.str());
+}
+
+publish_outcome hub_core::publish(const principal* who, const rapidjson::Value& message) {
+    publish_fields fields;
+    const auto* topic = member(message, "topic");
+    if (!topic || !topic->IsString()) return {errc::bad_request, "topic must be a string", {}};
+    fields.topic = as_view(*topic);
+    fields.data = member(message, "data");
+    if (!fields.data) return {errc::bad_request, "data is missing", {}};
+    if (const auto* event = member(message, "event")) {
+        if (!event->IsString()) return {errc::bad_request, "event must be a string", {}};
+        fields.event = as_view(*event);
+    }
+    if (const auto* key = member(message, "idempotency_key")) {
+        if (!key->IsString()) return {errc::bad_request, "idempotency_key must be a string", {}};
+        fields.idempotency_key = as_view(*key);
+        if (fields.idempotency_key.empty() || fields.idempotency_key.size() > 64) {
+            return {errc::bad_request, "idempotency_key must be 1-64 bytes", {}};
+        }
+    }
+    return publish_checked(who, fields);
+}
+
+publish_outcome hub_core::publish_checked(const principal* who, const publish_fields& fields) {
+    if (auto check = check_topic(fields.topic); !check) return {check.error, check.message(), {}};
+    if (!fields.event.empty()) {
+        if (auto check = check_event_name(fields.event); !check)
+            return {errc::bad_request, check.message(), {}};
+    }
+    if (who) {
+        if (auto denied = policy_->authorize(*who, action::publish, fields.topic)) {
+            return {denied, "not allowed to publish to this topic", {}};
+        }
+    }
+    if (!stats_.backplane_up.load(std::memory_order_relaxed)) {
+        return {errc::unavailable, "the backplane is down", {}};
+    }
+    if (!fields.idempotency_key.empty()) {
+        if (const auto* known = idempotency_.find(fields.topic, fields.idempotency_key)) {
+            return {{}, {}, *known};
+        }
+    }
+    std::error_code ec;
+    auto pub = history_.append(fields.topic, *fields.data, fields.event, now_ms(), ec);
+    if (!pub) return {ec ? ec : make_error_code(errc::internal), "data cannot be stored", {}};
+    stats_.published.fetch_add(1, std::memory_order_relaxed);
+    publish_outcome outcome{{}, {}, pub->position()};
+    if (!fields.idempotency_key.empty())
+        idempotency_.remember(fields.topic, fields.idempotency_key, outcome.position);
+    fan_out(pub, *fields.data);
+    return outcome;
+}
+
+void hub_core::fan_out(const publication_ptr& pub, const rapidjson::Value& data) {
+    const auto now = clock::now();
+    router_.match(pub->topic(), [&](auto& s) {
+        connection* c = s.subscriber();
+        const subscription_ptr& state = s.value();
+        if (s.filter().empty() || s.filter().matches(data)) {
+            c->send_event(pub, state, false, now);
+        } else if (state->position_index >= 0) {
+            c->send_position(pub, state);
+        }
+    });
+}
+
+void hub_core::http_publish(std::shared_ptr<connection> c, http_publish_request request) {
+    asio::post(
+        strand_, [self = shared_from_this(), c = std::move(c), request = std::move(request)] {
+            rapidjson::Document doc;
+            doc.Parse<parse_flags>(request.body.data(), request.body.size());
+            publish_outcome outcome;
+            if (doc.HasParseError() || !doc.IsObject()) {
+                outcome = {errc::bad_request, "the body is not a JSON object", {}};
+            } else {
+                outcome = self->publish(&request.who, doc);
+            }
+            if (outcome.error) {
+                c->send_raw(http_error_response(http_status_for(outcome.error),
+                                                to_wire(outcome.error), outcome.message,
+                                                request.keep_alive, request.extra_headers));
+            } else {
+                rapidjson::StringBuffer buffer;
+                rapidjson::Writer<rapidjson::StringBuffer> w(buffer);
+                w.StartObject();
+                w.Key("topic");
+                w.String(doc["topic"].GetString(), doc["topic"].GetStringLength());
+                w.Key("offset");
+                w.Uint64(outcome.position.offset);
+                w.Key("epoch");
+                w.String(outcome.position.epoch.c_str(),
+                         static_cast<rapidjson::SizeType>(outcome.position.epoch.size()));
+                w.EndObject();
+                c->send_raw(http_response(200, "application/json",
+                                          std::string_view(buffer.GetString(), buffer.GetSize()),
+                                          request.keep_alive, request.extra_headers));
+            }
+            c->finish_request(request.keep_alive);
+        });
+}
+
+void hub_core::host_publish(std::string topic, std::string data_json, publish_options options,
+                            std::function<void(std::error_code, stream_position)> done) {
+    asio::post(strand_, [self = shared_from_this(), topic = std::move(topic),
+                         data_json = std::move(data_json), options = std::move(options),
+                         done = std::move(done)] {
+        rapidjson::Document data;
+        data.Parse<parse_flags>(data_json.data(), data_json.size());
+        publish_outcome outcome;
+        if (data.HasParseError()) {
+            outcome = {errc::bad_request, "data is not JSON", {}};
+        } else if (!options.idempotency_key.empty() && options.idempotency_key.size() > 64) {
+            outcome = {errc::bad_request, "idempotency_key must be 1-64 bytes", {}};
+        } else {
+            outcome = self->publish_checked(nullptr,
+                                            {topic, &data, options.event, options.idempotency_key});
+        }
+        if (outcome.error)
+            self->log(log_level::warning,
+                      "host publish to " + topic + " failed: " + outcome.message);
+        if (done) done(outcome.error, std::move(outcome.position));
+    });
+}
+
+// ---------------------------------------------------------------------------
+// SSE
+
+void hub_core::start_sse(std::shared_ptr<connection> c, sse_request request) {
+    asio::post(strand_, [self = shared_from_this(), c = std::move(c),
+                         request = std::move(request)]() mutable {
+        auto& side = c->hub_side();
+        if (side.detached) return;
+        for (const auto& topic : request.topics) {
+            if (auto denied = self->policy_->authorize(request.who, action::subscribe, topic)) {
+                c->send_raw(http_error_response(403, to_wire(denied),
+                                                "not allowed to subscribe to " + topic, false,
+                                                request.extra_headers));
+                c->finish_request(false);
+                return;
+            }
+        }
+        const bool resuming = !request.last_event_id.empty();
+        auto resume = parse_resume_token(request.last_event_id, self->generation_);
+        c->activate_sse(request.who.expires_at);
+        side.who = std::move(request.who);
+        side.attached = true;
+        self->connections_[c.get()] = c;
+
+        std::string head =
+            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+            "X-Accel-Buffering: no\r\nConnection: keep-alive\r\n";
+        head += request.extra_headers;
+        head += "\r\nretry: " + std::to_string(request.retry.count()) + "\n\n";
+        c->send_raw(std::move(head));
+
+        struct pending_replay {
+            subscription_ptr sub;
+            std::vector<publication_ptr> events;
+        };
+        std::vector<token_position> positions;
+        std::vector<std::string> blocks;
+        std::vector<pending_replay> replays;
+        std::vector<subscription_ptr> subs;
+        for (const auto& topic : request.topics) {
+            auto state = std::make_shared<subscription_state>();
+            state->sub = topic;
+            state->sub_json = json_string(topic);
+            state->exact = !is_pattern(topic);
+            std::string json;
+            if (state->exact) {
+                state->position_index = static_cast<int>(positions.size());
+                token_position p;
+                p.tag = topic_tag(topic);
+                const token_position* known = nullptr;
+                for (const auto& r : resume) {
+                    if (r.tag == p.tag) known = &r;
+                }
+                if (resuming) {
+                    stream_position since;
+                    if (known) since = {known->offset, known->epoch};
+                    auto rec =
+                        known ? self->history_.recover(topic, since, self->options_.replay_limit)
+                              : recovery{false, self->history_.position(topic), {}};
+                    (rec.recovered ? self->stats_.recovered : self->stats_.not_recovered)
+                        .fetch_add(1, std::memory_order_relaxed);
+                    json = subscribed_reply(nullptr, topic, &rec.position, &rec.recovered);
+                    // The token records what the client has: the replayed
+                    // events move it forward as they are written.
+                    p.epoch = rec.position.epoch;
+                    p.offset = rec.recovered ? since.offset : rec.position.offset;
+                    if (rec.recovered && !rec.events.empty())
+                        replays.push_back({state, std::move(rec.events)});
+                } else {
+                    auto position = self->history_.position(topic);
+                    json = subscribed_reply(nullptr, topic, &position, nullptr);
+                    p.epoch = position.epoch;
+                    p.offset = position.offset;
+                }
+                positions.push_back(std::move(p));
+            } else {
+                json = subscribed_reply(nullptr, topic, nullptr, nullptr);
+            }
+            blocks.push_back("event: subscribed\ndata: " + json + "\n\n");
+            subs.push_back(std::move(state));
+        }
+        c->set_sse_positions(std::move(positions), self->generation_);
+        for (auto& block : blocks) c->send_sse_block(std::move(block));
+        for (std::size_t i = 0; i < subs.size(); ++i) {
+            auto where =
+                request.filter_json.empty() ? filter{} : parse_filter(request.filter_json).compiled;
+            for (const auto& r : replays) {
+                if (r.sub == subs[i]) self->replay(*c, r.sub, where, r.events);
+            }
+            self->router_.subscribe(c.get(), subs[i]->sub, std::move(where), subs[i]);
+            side.subscriptions.push_back(subs[i]);
+        }
+    });
+}
+
+}  // namespace sluice::detail
