@@ -98,7 +98,7 @@ void connection::on_readable(const std::error_code& ec) {
     read_some();
 }
 
-bool connection::on_bytes(const std::uint8_t* data, std::size_t size) {
+bool connection::on_bytes(std::uint8_t* data, std::size_t size) {
     switch (transport()) {
     case mode::http: return on_http_bytes(data, size);
     case mode::websocket: return on_ws_bytes(data, size);
@@ -174,7 +174,7 @@ bool connection::process_http_buffer() {
         std::string rest;
         rest.swap(http_buffer_);
         return rest.empty() ||
-               on_ws_bytes(reinterpret_cast<const std::uint8_t*>(rest.data()), rest.size());
+               on_ws_bytes(reinterpret_cast<std::uint8_t*>(rest.data()), rest.size());
     }
     return false;  // paused until the answer is queued (finish_request)
 }
@@ -255,7 +255,7 @@ void connection::become_sse(std::optional<std::chrono::system_clock::time_point>
     if (context_->stopping.load()) close(1001, "server going away");
 }
 
-bool connection::on_ws_bytes(const std::uint8_t* data, std::size_t size) {
+bool connection::on_ws_bytes(std::uint8_t* data, std::size_t size) {
     auto error =
         decoder_->feed(data, size, [this](ws_message&& m) { on_ws_message(std::move(m)); });
     if (error.close_code != 0) {

@@ -128,10 +128,10 @@ private:
     void become_sse(std::optional<std::chrono::system_clock::time_point> expires_at);
     void read_some();
     void on_readable(const std::error_code& ec);
-    bool on_bytes(const std::uint8_t* data, std::size_t size);
+    bool on_bytes(std::uint8_t* data, std::size_t size);
     bool on_http_bytes(const std::uint8_t* data, std::size_t size);
     bool process_http_buffer();
-    bool on_ws_bytes(const std::uint8_t* data, std::size_t size);
+    bool on_ws_bytes(std::uint8_t* data, std::size_t size);
     void on_ws_message(ws_message&& message);
     void flush();
     void on_written(const std::error_code& ec);

@@ -1,5 +1,6 @@
 #include "hub_core.hpp"
 
+#include "client_message.hpp"
 #include "http_routes.hpp"
 
 #include <sluice/detail/json_string.hpp>
@@ -95,13 +96,6 @@ std::string subscribed_reply(const rapidjson::Value* id, std::string_view topic,
     if (recovered) r.flag("recovered", *recovered);
     return r.str();
 }
-
-const rapidjson::Value* member(const rapidjson::Value& object, const char* name) {
-    auto it = object.FindMember(name);
-    return it == object.MemberEnd() ? nullptr : &it->value;
-}
-
-std::string_view as_view(const rapidjson::Value& v) { return {v.GetString(), v.GetStringLength()}; }
 
 history_options make_history_options(const hub_options& o) {
     history_options h;
@@ -234,84 +228,37 @@ void hub_core::on_ws_text(std::shared_ptr<connection> c, std::string text,
 void hub_core::handle_ws(const std::shared_ptr<connection>& c, const std::string& text,
                          connection::rate_decision rate) {
     rapidjson::Document doc;
-    doc.Parse<parse_flags>(text.data(), text.size());
-    const rapidjson::Value* id = nullptr;
-    if (!doc.HasParseError() && doc.IsObject()) {
-        id = member(doc, "id");
-        if (id && !id->IsNumber() && !id->IsString()) id = nullptr;
-    }
+    auto decoded = decode_client_message(text, doc);
     if (!rate.allowed) {
-        c->send_text(error_reply(id, errc::rate_limited, "too many messages", rate.retry_after));
+        c->send_text(
+            error_reply(decoded.id, errc::rate_limited, "too many messages", rate.retry_after));
         if (rate.close_after) c->close(4429, "too many requests");
         return;
     }
-    if (doc.HasParseError())
-        return c->send_text(error_reply(nullptr, errc::bad_request, "not JSON"));
-    if (!doc.IsObject())
-        return c->send_text(error_reply(nullptr, errc::bad_request, "not a JSON object"));
-    if (const auto* raw_id = member(doc, "id"); raw_id && !id) {
-        return c->send_text(
-            error_reply(nullptr, errc::bad_request, "id must be a number or a string"));
+    if (decoded.error) return c->send_text(error_reply(decoded.id, decoded.error, decoded.message));
+    auto& r = decoded.request;
+    switch (r.type) {
+    case client_type::subscribe: return ws_subscribe(*c, r, decoded.id);
+    case client_type::unsubscribe: return ws_unsubscribe(*c, r, decoded.id);
+    case client_type::publish: return ws_publish(*c, r, decoded.id);
+    case client_type::refresh: return ws_refresh(*c, r, decoded.id);
+    case client_type::ping: {
+        json_reply reply("pong", decoded.id);
+        reply.field("ts", now_ms());
+        return c->send_text(reply.str());
     }
-    const auto* type = member(doc, "type");
-    if (!type || !type->IsString())
-        return c->send_text(error_reply(id, errc::bad_request, "missing type"));
-    auto t = as_view(*type);
-    if (t == "subscribe") return ws_subscribe(*c, doc, id);
-    if (t == "unsubscribe") return ws_unsubscribe(*c, doc, id);
-    if (t == "publish") return ws_publish(*c, doc, id);
-    if (t == "refresh") return ws_refresh(*c, doc, id);
-    if (t == "ping") {
-        json_reply r("pong", id);
-        r.field("ts", now_ms());
-        return c->send_text(r.str());
     }
-    c->send_text(error_reply(id, errc::bad_request, "unknown type"));
 }
 
 // ---------------------------------------------------------------------------
 // Subscriptions
 
-void hub_core::ws_subscribe(connection& c, const rapidjson::Value& message,
-                            const rapidjson::Value* id) {
-    const auto* topic_value = member(message, "topic");
-    if (!topic_value || !topic_value->IsString()) {
-        return c.send_text(error_reply(id, errc::bad_request, "topic must be a string"));
-    }
-    auto topic = as_view(*topic_value);
-    if (auto check = check_pattern(topic); !check) {
-        return c.send_text(error_reply(id, check.error, check.message()));
-    }
-    filter where;
-    if (const auto* spec = member(message, "filter")) {
-        auto compiled = compile_filter(*spec);
-        if (!compiled) return c.send_text(error_reply(id, compiled.error, compiled.message));
-        where = std::move(compiled.compiled);
-    }
-    const bool pattern = is_pattern(topic);
-    std::optional<stream_position> since;
-    if (const auto* since_value = member(message, "since")) {
-        if (!since_value->IsObject())
-            return c.send_text(error_reply(id, errc::bad_request, "since must be an object"));
-        const auto* offset = member(*since_value, "offset");
-        if (!offset || !offset->IsUint64()) {
-            return c.send_text(
-                error_reply(id, errc::bad_request, "since.offset must be a non-negative integer"));
-        }
-        since.emplace();
-        since->offset = offset->GetUint64();
-        const auto* epoch = member(*since_value, "epoch");
-        if (epoch && epoch->IsString()) since->epoch = std::string(as_view(*epoch));
-    }
-    if (pattern && since) {
-        return c.send_text(
-            error_reply(id, errc::recovery_unsupported, "since is not supported on a pattern"));
-    }
+void hub_core::ws_subscribe(connection& c, client_request& r, const rapidjson::Value* id) {
     auto& side = c.hub_side();
-    if (auto denied = policy_->authorize(side.who, action::subscribe, topic)) {
+    if (auto denied = policy_->authorize(side.who, action::subscribe, r.topic)) {
         return c.send_text(error_reply(id, denied, "not allowed to subscribe to this topic"));
     }
-    if (router_.contains(&c, topic)) {
+    if (router_.contains(&c, r.topic)) {
         return c.send_text(
             error_reply(id, errc::already_subscribed, "already subscribed to this topic"));
     }
@@ -320,26 +267,26 @@ void hub_core::ws_subscribe(connection& c, const rapidjson::Value& message,
             error_reply(id, errc::too_many_subscriptions, "subscription limit reached"));
     }
     auto state = std::make_shared<subscription_state>();
-    state->sub = std::string(topic);
-    state->sub_json = json_string(topic);
-    state->exact = !pattern;
+    state->sub = std::string(r.topic);
+    state->sub_json = json_string(r.topic);
+    state->exact = !r.pattern;
     subscription_ptr sub = state;
 
-    if (pattern) {
-        c.send_text(subscribed_reply(id, topic, nullptr, nullptr));
-    } else if (since) {
-        auto rec = history_.recover(topic, *since, options_.replay_limit);
+    if (r.pattern) {
+        c.send_text(subscribed_reply(id, r.topic, nullptr, nullptr));
+    } else if (r.since) {
+        auto rec = history_.recover(r.topic, *r.since, options_.replay_limit);
         (rec.recovered ? stats_.recovered : stats_.not_recovered)
             .fetch_add(1, std::memory_order_relaxed);
-        c.send_text(subscribed_reply(id, topic, &rec.position, &rec.recovered));
-        if (rec.recovered) replay(c, sub, where, rec.events);
+        c.send_text(subscribed_reply(id, r.topic, &rec.position, &rec.recovered));
+        if (rec.recovered) replay(c, sub, r.where, rec.events);
     } else {
-        auto position = history_.position(topic);
-        c.send_text(subscribed_reply(id, topic, &position, nullptr));
+        auto position = history_.position(r.topic);
+        c.send_text(subscribed_reply(id, r.topic, &position, nullptr));
     }
     // Registered in the same handler as the position was taken: the next
     // publish to this topic is the first live event, offset top + 1.
-    router_.subscribe(&c, topic, std::move(where), sub);
+    router_.subscribe(&c, r.topic, std::move(r.where), sub);
     side.subscriptions.push_back(std::move(sub));
 }
 
@@ -361,89 +308,49 @@ void hub_core::replay(connection& c, const subscription_ptr& sub, const filter& 
     }
 }
 
-void hub_core::ws_unsubscribe(connection& c, const rapidjson::Value& message,
-                              const rapidjson::Value* id) {
-    const auto* topic_value = member(message, "topic");
-    if (!topic_value || !topic_value->IsString()) {
-        return c.send_text(error_reply(id, errc::bad_request, "topic must be a string"));
-    }
-    auto topic = as_view(*topic_value);
-    if (auto check = check_pattern(topic); !check) {
-        return c.send_text(error_reply(id, check.error, check.message()));
-    }
-    if (auto ec = router_.unsubscribe(&c, topic)) {
+void hub_core::ws_unsubscribe(connection& c, const client_request& r, const rapidjson::Value* id) {
+    if (auto ec = router_.unsubscribe(&c, r.topic)) {
         return c.send_text(error_reply(id, ec, "not subscribed to this topic"));
     }
     auto& subs = c.hub_side().subscriptions;
     subs.erase(std::remove_if(subs.begin(), subs.end(),
-                              [&](const subscription_ptr& s) { return s->sub == topic; }),
+                              [&](const subscription_ptr& s) { return s->sub == r.topic; }),
                subs.end());
-    json_reply r("unsubscribed", id);
-    r.field("topic", topic);
-    c.send_text(r.str());
+    json_reply reply("unsubscribed", id);
+    reply.field("topic", r.topic);
+    c.send_text(reply.str());
 }
 
-void hub_core::ws_refresh(connection& c, const rapidjson::Value& message,
-                          const rapidjson::Value* id) {
-    const auto* token = member(message, "token");
-    if (!token || !token->IsString())
-        return c.send_text(error_reply(id, errc::bad_request, "token must be a string"));
+void hub_core::ws_refresh(connection& c, const client_request& r, const rapidjson::Value* id) {
     auto& side = c.hub_side();
-    auto result = policy_->refresh(side.who, as_view(*token));
+    auto result = policy_->refresh(side.who, r.token);
     if (!result) return c.send_text(error_reply(id, result.error, result.message));
     side.who = std::move(result.who);
     c.set_expiry(side.who.expires_at);
-    json_reply r("refreshed", id);
+    json_reply reply("refreshed", id);
     if (side.who.expires_at) {
-        r.field("expires_at",
-                static_cast<std::int64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                              side.who.expires_at->time_since_epoch())
-                                              .count()));
+        reply.field("expires_at",
+                    static_cast<std::int64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                  side.who.expires_at->time_since_epoch())
+                                                  .count()));
     }
-    c.send_text(r.str());
+    c.send_text(reply.str());
 }
 
 // ---------------------------------------------------------------------------
 // Publishing
 
-void hub_core::ws_publish(connection& c, const rapidjson::Value& message,
-                          const rapidjson::Value* id) {
-    auto outcome = publish(&c.hub_side().who, message);
+void hub_core::ws_publish(connection& c, const client_request& r, const rapidjson::Value* id) {
+    auto outcome = publish(&c.hub_side().who, r.publish);
     if (outcome.error) return c.send_text(error_reply(id, outcome.error, outcome.message));
-    json_reply r("published", id);
-    r.field("topic", as_view(message["topic"]))
+    json_reply reply("published", id);
+    reply.field("topic", r.publish.topic)
         .field("offset", outcome.position.offset)
         .field("epoch", outcome.position.epoch);
-    c.send_text(r.str());
+    c.send_text(reply.str());
 }
 
-publish_outcome hub_core::publish(const principal* who, const rapidjson::Value& message) {
-    publish_fields fields;
-    const auto* topic = member(message, "topic");
-    if (!topic || !topic->IsString()) return {errc::bad_request, "topic must be a string", {}};
-    fields.topic = as_view(*topic);
-    fields.data = member(message, "data");
-    if (!fields.data) return {errc::bad_request, "data is missing", {}};
-    if (const auto* event = member(message, "event")) {
-        if (!event->IsString()) return {errc::bad_request, "event must be a string", {}};
-        fields.event = as_view(*event);
-    }
-    if (const auto* key = member(message, "idempotency_key")) {
-        if (!key->IsString()) return {errc::bad_request, "idempotency_key must be a string", {}};
-        fields.idempotency_key = as_view(*key);
-        if (fields.idempotency_key.empty() || fields.idempotency_key.size() > 64) {
-            return {errc::bad_request, "idempotency_key must be 1-64 bytes", {}};
-        }
-    }
-    return publish_checked(who, fields);
-}
-
-publish_outcome hub_core::publish_checked(const principal* who, const publish_fields& fields) {
-    if (auto check = check_topic(fields.topic); !check) return {check.error, check.message(), {}};
-    if (!fields.event.empty()) {
-        if (auto check = check_event_name(fields.event); !check)
-            return {errc::bad_request, check.message(), {}};
-    }
+publish_outcome hub_core::publish(const principal* who, const publish_fields& fields) {
     if (who) {
         if (auto denied = policy_->authorize(*who, action::publish, fields.topic)) {
             return {denied, "not allowed to publish to this topic", {}};
@@ -462,8 +369,9 @@ publish_outcome hub_core::publish_checked(const principal* who, const publish_fi
     if (!pub) return {ec ? ec : make_error_code(errc::internal), "data cannot be stored", {}};
     stats_.published.fetch_add(1, std::memory_order_relaxed);
     publish_outcome outcome{{}, {}, pub->position()};
-    if (!fields.idempotency_key.empty())
+    if (!fields.idempotency_key.empty()) {
         idempotency_.remember(fields.topic, fields.idempotency_key, outcome.position);
+    }
     fan_out(pub, *fields.data);
     return outcome;
 }
@@ -482,38 +390,41 @@ void hub_core::fan_out(const publication_ptr& pub, const rapidjson::Value& data)
 }
 
 void hub_core::http_publish(std::shared_ptr<connection> c, http_publish_request request) {
-    asio::post(
-        strand_, [self = shared_from_this(), c = std::move(c), request = std::move(request)] {
-            rapidjson::Document doc;
-            doc.Parse<parse_flags>(request.body.data(), request.body.size());
-            publish_outcome outcome;
-            if (doc.HasParseError() || !doc.IsObject()) {
-                outcome = {errc::bad_request, "the body is not a JSON object", {}};
-            } else {
-                outcome = self->publish(&request.who, doc);
-            }
-            if (outcome.error) {
-                c->send_raw(http_error_response(http_status_for(outcome.error),
-                                                to_wire(outcome.error), outcome.message,
-                                                request.keep_alive, request.extra_headers));
-            } else {
-                rapidjson::StringBuffer buffer;
-                rapidjson::Writer<rapidjson::StringBuffer> w(buffer);
-                w.StartObject();
-                w.Key("topic");
-                w.String(doc["topic"].GetString(), doc["topic"].GetStringLength());
-                w.Key("offset");
-                w.Uint64(outcome.position.offset);
-                w.Key("epoch");
-                w.String(outcome.position.epoch.c_str(),
-                         static_cast<rapidjson::SizeType>(outcome.position.epoch.size()));
-                w.EndObject();
-                c->send_raw(http_response(200, "application/json",
-                                          std::string_view(buffer.GetString(), buffer.GetSize()),
-                                          request.keep_alive, request.extra_headers));
-            }
-            c->finish_request(request.keep_alive);
-        });
+    asio::post(strand_, [self = shared_from_this(), c = std::move(c),
+                         request = std::move(request)] {
+        rapidjson::Document doc;
+        doc.Parse<parse_flags>(request.body.data(), request.body.size());
+        publish_outcome outcome;
+        publish_fields fields;
+        if (doc.HasParseError() || !doc.IsObject()) {
+            outcome = {errc::bad_request, "the body is not a JSON object", {}};
+        } else if (auto ec = decode_publish_fields(doc, fields, outcome.message)) {
+            outcome.error = ec;
+        } else {
+            outcome = self->publish(&request.who, fields);
+        }
+        if (outcome.error) {
+            c->send_raw(http_error_response(http_status_for(outcome.error), to_wire(outcome.error),
+                                            outcome.message, request.keep_alive,
+                                            request.extra_headers));
+        } else {
+            rapidjson::StringBuffer buffer;
+            rapidjson::Writer<rapidjson::StringBuffer> w(buffer);
+            w.StartObject();
+            w.Key("topic");
+            w.String(fields.topic.data(), static_cast<rapidjson::SizeType>(fields.topic.size()));
+            w.Key("offset");
+            w.Uint64(outcome.position.offset);
+            w.Key("epoch");
+            w.String(outcome.position.epoch.c_str(),
+                     static_cast<rapidjson::SizeType>(outcome.position.epoch.size()));
+            w.EndObject();
+            c->send_raw(http_response(200, "application/json",
+                                      std::string_view(buffer.GetString(), buffer.GetSize()),
+                                      request.keep_alive, request.extra_headers));
+        }
+        c->finish_request(request.keep_alive);
+    });
 }
 
 void hub_core::host_publish(std::string topic, std::string data_json, publish_options options,
@@ -526,11 +437,15 @@ void hub_core::host_publish(std::string topic, std::string data_json, publish_op
         publish_outcome outcome;
         if (data.HasParseError()) {
             outcome = {errc::bad_request, "data is not JSON", {}};
-        } else if (!options.idempotency_key.empty() && options.idempotency_key.size() > 64) {
+        } else if (auto check = check_topic(topic); !check) {
+            outcome = {check.error, check.message(), {}};
+        } else if (auto name = check_event_name(options.event); !options.event.empty() && !name) {
+            outcome = {errc::bad_request, "event: " + name.message(), {}};
+        } else if (options.idempotency_key.size() > 64) {
             outcome = {errc::bad_request, "idempotency_key must be 1-64 bytes", {}};
         } else {
-            outcome = self->publish_checked(nullptr,
-                                            {topic, &data, options.event, options.idempotency_key});
+            outcome =
+                self->publish(nullptr, {topic, &data, options.event, options.idempotency_key});
         }
         if (outcome.error)
             self->log(log_level::warning,

@@ -10,6 +10,7 @@
 // any thread; `stats()`, `metrics_text()` and `health_json()` read atomics.
 #pragma once
 
+#include "client_message.hpp"
 #include "connection.hpp"
 #include "metrics.hpp"
 #include "subscription_state.hpp"
@@ -94,21 +95,14 @@ public:
 
 private:
     // All below run on strand_.
-    struct publish_fields {
-        std::string_view topic;
-        const rapidjson::Value* data = nullptr;
-        std::string_view event;
-        std::string_view idempotency_key;
-    };
-    publish_outcome publish(const principal* who, const rapidjson::Value& message);
-    publish_outcome publish_checked(const principal* who, const publish_fields& fields);
+    publish_outcome publish(const principal* who, const publish_fields& fields);
     void fan_out(const publication_ptr& pub, const rapidjson::Value& data);
     void handle_ws(const std::shared_ptr<connection>& c, const std::string& text,
                    connection::rate_decision rate);
-    void ws_subscribe(connection& c, const rapidjson::Value& message, const rapidjson::Value* id);
-    void ws_unsubscribe(connection& c, const rapidjson::Value& message, const rapidjson::Value* id);
-    void ws_publish(connection& c, const rapidjson::Value& message, const rapidjson::Value* id);
-    void ws_refresh(connection& c, const rapidjson::Value& message, const rapidjson::Value* id);
+    void ws_subscribe(connection& c, client_request& r, const rapidjson::Value* id);
+    void ws_unsubscribe(connection& c, const client_request& r, const rapidjson::Value* id);
+    void ws_publish(connection& c, const client_request& r, const rapidjson::Value* id);
+    void ws_refresh(connection& c, const client_request& r, const rapidjson::Value* id);
     void replay(connection& c, const subscription_ptr& sub, const filter& where,
                 const std::vector<publication_ptr>& events);
     void sweep();

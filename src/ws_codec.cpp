@@ -49,12 +49,9 @@ ws_decoder::ws_decoder(std::size_t max_message_bytes)
     : impl_(std::make_unique<impl>(max_message_bytes)) {}
 ws_decoder::~ws_decoder() = default;
 
-std::size_t ws_decoder::consume(const std::uint8_t* data, std::size_t size,
-                                ws_decode_error& error) {
+std::size_t ws_decoder::consume(std::uint8_t* data, std::size_t size, ws_decode_error& error) {
     std::error_code ec;
-    // hybi13::consume takes a non-const pointer but only reads (it unmasks
-    // into the message it builds).
-    std::size_t used = impl_->processor.consume(const_cast<std::uint8_t*>(data), size, ec);
+    std::size_t used = impl_->processor.consume(data, size, ec);  // unmasks in place
     if (ec) error = to_close(ec);
     return used;
 }
@@ -109,8 +106,9 @@ std::uint16_t ws_parse_close_code(std::string_view payload) noexcept {
     if (payload.size() == 1) return 0;
     auto code = static_cast<std::uint16_t>((static_cast<unsigned char>(payload[0]) << 8) |
                                            static_cast<unsigned char>(payload[1]));
-    // RFC 6455 7.4: codes a peer may send in a close frame.
-    bool allowed = (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1011) ||
+    // RFC 6455 7.4 and the IANA registry: codes a peer may send in a close
+    // frame (1004-1006 and 1015 are reserved for local use).
+    bool allowed = (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
                    (code >= 3000 && code <= 4999);
     return allowed ? code : 0;
 }

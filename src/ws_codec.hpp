@@ -48,10 +48,11 @@ public:
     ws_decoder& operator=(const ws_decoder&) = delete;
 
     /// Feeds `size` bytes; calls `on_message(ws_message&&)` for every complete
-    /// message, in order. Stops and returns the error at the first protocol
-    /// violation (the decoder is then unusable).
+    /// message, in order. Payload bytes are unmasked in place (the buffer is
+    /// the caller's read buffer, consumed by this call). Stops and returns the
+    /// error at the first protocol violation (the decoder is then unusable).
     template <class OnMessage>
-    ws_decode_error feed(const std::uint8_t* data, std::size_t size, OnMessage&& on_message) {
+    ws_decode_error feed(std::uint8_t* data, std::size_t size, OnMessage&& on_message) {
         while (size > 0) {
             ws_decode_error error;
             std::size_t used = consume(data, size, error);
@@ -66,7 +67,7 @@ public:
     }
 
 private:
-    std::size_t consume(const std::uint8_t* data, std::size_t size, ws_decode_error& error);
+    std::size_t consume(std::uint8_t* data, std::size_t size, ws_decode_error& error);
     bool take(ws_message& out);
 
     struct impl;

@@ -47,7 +47,7 @@ void demo_feed::tick() {
                       static_cast<long long>(now_ms()));
         hub_.publish("sentiment:market", json, {"sentiment", {}});
     }
-    if (std::uniform_int_distribution<int>(0, 40)(rng_) == 0) {
+    if (std::uniform_int_distribution<int>(0, 14)(rng_) == 0) {
         static const char* const severities[] = {"info", "warning", "critical"};
         static const char* const messages[] = {
             "Volume spike", "Spread widening", "Feed latency above 50 ms",

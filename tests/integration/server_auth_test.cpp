@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 
 #include <cstdio>
+#include <mutex>
 
 using namespace sluice::test;
 using sluice::server_options;
@@ -100,8 +101,8 @@ TEST_CASE("JWT: 401 on missing, bad or expired tokens at upgrade, SSE and /publi
     ws_client both_good_header;
     CHECK(both_good_header.open(s.port(), "/ws?token=garbage", bearer(token("a"))));
     ws_client both_bad_header;
-    CHECK_FALSE(
-        both_bad_header.handshake(s.port(), "/ws?token=" + url_encode(token("a")), bearer("garbage")));
+    CHECK_FALSE(both_bad_header.handshake(s.port(), "/ws?token=" + url_encode(token("a")),
+                                          bearer("garbage")));
     CHECK(both_bad_header.handshake_response.status == 401);
 }
 
@@ -136,14 +137,14 @@ TEST_CASE("JWT: subscribe rights, {sub}, and 403 forbidden", "[auth][jwt]") {
         CHECK(e.str("id") == "p");
     }
     // Over HTTP.
-    CHECK(http_fetch(s.port(), publish_request_text(R"({"topic":"chat:alice","data":2})", bearer(t)))
-              .status == 200);
+    CHECK(
+        http_fetch(s.port(), publish_request_text(R"({"topic":"chat:alice","data":2})", bearer(t)))
+            .status == 200);
     expect_refused(
         http_fetch(s.port(), publish_request_text(R"({"topic":"chat:bob","data":2})", bearer(t))),
         403, "forbidden");
     expect_refused(http_fetch(s.port(), publish_request_text(R"({"topic":"chat:alice","data":2})",
-                                                            "X-Other: 1\r\n",
-                                                            "application/json")),
+                                                             "X-Other: 1\r\n", "application/json")),
                    401, "unauthorized");
     // SSE: a topic outside the rights is 403 for the whole stream.
     sse_client ok;
@@ -171,8 +172,8 @@ TEST_CASE("token expiry closes with 4401 at exp plus grace", "[auth][expiry]") {
         o.token_grace = 0ms;
         test_server s(o, {}, jwt());
         auto exp = now_seconds() + 0.8;
-        auto t = sluice::jwt_sign(secret, R"({"sub":"a","subscribe":["#"],"exp":)" +
-                                              seconds_json(exp) + "}");
+        auto t = sluice::jwt_sign(
+            secret, R"({"sub":"a","subscribe":["#"],"exp":)" + seconds_json(exp) + "}");
         ws_client ws;
         REQUIRE(ws.open(s.port(), "/ws?token=" + url_encode(t)));
         auto r = ws.wait_close(4000ms);
@@ -187,8 +188,8 @@ TEST_CASE("token expiry closes with 4401 at exp plus grace", "[auth][expiry]") {
         o.token_grace = 500ms;
         test_server s(o, {}, jwt());
         auto exp = now_seconds() + 0.5;
-        auto t = sluice::jwt_sign(secret, R"({"sub":"a","subscribe":["#"],"exp":)" +
-                                              seconds_json(exp) + "}");
+        auto t = sluice::jwt_sign(
+            secret, R"({"sub":"a","subscribe":["#"],"exp":)" + seconds_json(exp) + "}");
         ws_client ws;
         REQUIRE(ws.open(s.port(), "/ws?token=" + url_encode(t)));
         auto r = ws.wait_close(4000ms);
@@ -199,13 +200,14 @@ TEST_CASE("token expiry closes with 4401 at exp plus grace", "[auth][expiry]") {
     }
 }
 
-TEST_CASE("refresh: refreshed with expires_at, a later exp keeps the connection", "[auth][refresh]") {
+TEST_CASE("refresh: refreshed with expires_at, a later exp keeps the connection",
+          "[auth][refresh]") {
     server_options o = quick_options();
     o.token_grace = 0ms;
     test_server s(o, {}, jwt());
     auto exp1 = now_seconds() + 0.8;
-    auto t1 = sluice::jwt_sign(secret, R"({"sub":"alice","subscribe":["a:#"],"exp":)" +
-                                           seconds_json(exp1) + "}");
+    auto t1 = sluice::jwt_sign(
+        secret, R"({"sub":"alice","subscribe":["a:#"],"exp":)" + seconds_json(exp1) + "}");
     ws_client ws;
     REQUIRE(ws.open(s.port(), "/ws?token=" + url_encode(t1)));
 
@@ -216,22 +218,23 @@ TEST_CASE("refresh: refreshed with expires_at, a later exp keeps the connection"
     CHECK(e1.json_of("id") == "1");
     auto e2 = ws.call(R"({"type":"refresh","id":2,"token":"garbage"})", "error");
     CHECK(e2.str("code") == "unauthorized");
-    auto expired = sluice::jwt_sign(secret, R"({"sub":"alice","exp":)" +
-                                                seconds_json(now_seconds() - 1) + "}");
+    auto expired = sluice::jwt_sign(
+        secret, R"({"sub":"alice","exp":)" + seconds_json(now_seconds() - 1) + "}");
     auto e3 = ws.call(R"({"type":"refresh","id":3,"token":)" + json_quote(expired) + "}", "error");
     CHECK(e3.str("code") == "unauthorized");
 
     // A later exp, with wider rights.
     auto exp2 = now_seconds() + 2.0;
-    auto t2 = sluice::jwt_sign(secret, R"({"sub":"alice","subscribe":["a:#","b:#"],"exp":)" +
-                                           seconds_json(exp2) + "}");
+    auto t2 = sluice::jwt_sign(
+        secret, R"({"sub":"alice","subscribe":["a:#","b:#"],"exp":)" + seconds_json(exp2) + "}");
     auto r = ws.call(R"({"type":"refresh","id":"r","token":)" + json_quote(t2) + "}", "refreshed");
     CHECK(r.str("id") == "r");
     CHECK(std::llabs(r.i64("expires_at") - static_cast<std::int64_t>(exp2 * 1000)) <= 1);
     CHECK(ws.subscribe("b:1").str("topic") == "b:1");
 
     // Past the first exp, still open.
-    auto m = ws.next_message(std::chrono::milliseconds(static_cast<int>((exp1 - now_seconds()) * 1000) + 300));
+    auto m = ws.next_message(
+        std::chrono::milliseconds(static_cast<int>((exp1 - now_seconds()) * 1000) + 300));
     CHECK_FALSE(m);
     CHECK_FALSE(ws.close_received);
     CHECK(ws.call(R"({"type":"ping","id":1})", "pong").json_of("id") == "1");
@@ -283,9 +286,10 @@ TEST_CASE("CORS: * by default, and preflights", "[auth][cors]") {
 
     for (const char* path : {"/events", "/publish"}) {
         INFO(path);
-        auto r = http_fetch(s.port(), http_request_text("OPTIONS", path,
-                                                        std::string(origin) +
-                                                            "Access-Control-Request-Method: GET\r\n"));
+        auto r = http_fetch(
+            s.port(),
+            http_request_text("OPTIONS", path,
+                              std::string(origin) + "Access-Control-Request-Method: GET\r\n"));
         CHECK(r.status == 204);
         CHECK(r.header("Access-Control-Allow-Origin").value_or("") == "*");
         auto methods = r.header("Access-Control-Allow-Methods").value_or("");
@@ -387,4 +391,55 @@ TEST_CASE("handshake limit per IP: 429 with Retry-After; refused ones do not cou
     std::this_thread::sleep_until(t0 + 2150ms);
     ws_client f;
     CHECK(f.open(s.port(), "/ws", bearer(t)));
+}
+
+TEST_CASE("tokens are never written to the log", "[auth][log]") {
+    server_options o = quick_options();
+    o.token_grace = 0ms;
+    test_server s(o, {}, jwt());
+    std::mutex mutex;
+    std::vector<std::string> lines;
+    s.hub().on_log([&](sluice::log_level, std::string_view line) {
+        std::lock_guard<std::mutex> lock(mutex);
+        lines.emplace_back(line);
+    });
+    auto good = token("alice", R"(["a:#"])", R"(["a:#"])");
+    auto forged = sluice::jwt_sign("not-the-secret-but-also-32-bytes-long", R"({"sub":"alice"})");
+    auto other = token("bob");
+    auto short_lived = sluice::jwt_sign(
+        secret, R"({"sub":"alice","exp":)" + seconds_json(now_seconds() + 0.3) + "}");
+    {
+        ws_client bad;
+        CHECK_FALSE(bad.handshake(s.port(), "/ws?token=" + url_encode(forged)));
+        ws_client ws;
+        REQUIRE(ws.open(s.port(), "/ws", bearer(good)));
+        ws.call(R"({"type":"refresh","token":)" + json_quote(other) + "}", "error");
+        ws.call(R"({"type":"refresh","token":)" + json_quote(forged) + "}", "error");
+        ws.call(R"({"type":"subscribe","topic":"b:1"})", "error");
+        ws.call(R"({"type":"publish","topic":"b:1","data":1})", "error");
+        ws.send_binary("x");
+        ws.wait_close();
+        ws_client expiring;
+        REQUIRE(expiring.open(s.port(), "/ws?token=" + url_encode(short_lived)));
+        CHECK(expiring.wait_close(3000ms).code == 4401);
+        sse_client sse;
+        CHECK_FALSE(sse.open(s.port(), "/events?topic=b:1&token=" + url_encode(good)));
+        http_fetch(s.port(), publish_request_text(R"({"topic":"b:1","data":1})", bearer(good)));
+        http_fetch(s.port(), publish_request_text(R"({"topic":"a:1","data":1})", bearer(forged)));
+        s.hub().publish("bad topic", "1");  // fire-and-forget: failures are logged
+    }
+    CHECK(eventually([&] {
+        std::lock_guard<std::mutex> lock(mutex);
+        return !lines.empty();
+    }));
+    std::lock_guard<std::mutex> lock(mutex);
+    for (const auto& line : lines) {
+        INFO(line);
+        for (const auto* t : {&good, &forged, &other, &short_lived}) {
+            CHECK(line.find(*t) == std::string::npos);
+            // Nor its signature or payload part alone.
+            auto dot = t->rfind('.');
+            CHECK(line.find(t->substr(dot + 1)) == std::string::npos);
+        }
+    }
 }

@@ -168,9 +168,8 @@ TEST_CASE("routing: 404, 405 with Allow, 426 for /ws without upgrade", "[http]")
         std::string method, path, allowed;
     };
     const std::vector<wrong_method> cases = {
-        {"POST", "/health", "GET"},    {"DELETE", "/metrics", "GET"},
-        {"POST", "/ws", "GET"},        {"PUT", "/events", "GET"},
-        {"POST", "/events", "GET"},    {"GET", "/publish", "POST"},
+        {"POST", "/health", "GET"},     {"DELETE", "/metrics", "GET"}, {"POST", "/ws", "GET"},
+        {"PUT", "/events", "GET"},      {"POST", "/events", "GET"},    {"GET", "/publish", "POST"},
         {"DELETE", "/publish", "POST"},
     };
     for (const auto& c : cases) {
@@ -181,6 +180,12 @@ TEST_CASE("routing: 404, 405 with Allow, 426 for /ws without upgrade", "[http]")
         REQUIRE(allow);
         CHECK(allow->find(c.allowed) != std::string::npos);
     }
+
+    // RFC 9112 3.2.2: a server must accept the absolute form; a query is
+    // not part of the path.
+    CHECK(http_fetch(s.port(), "GET http://127.0.0.1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+              .status == 200);
+    CHECK(http_get(s.port(), "/health?verbose=1").status == 200);
 
     auto r = http_get(s.port(), "/ws");
     CHECK(r.status == 426);
@@ -215,7 +220,8 @@ TEST_CASE("malformed requests get 400 and the connection is closed", "[http]") {
          "POST /publish HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\n"
          "Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n"},
         {"control character in the target", "GET /he\x01lth HTTP/1.1\r\nHost: a\r\n\r\n"},
-        {"NUL in a header value", std::string("GET /health HTTP/1.1\r\nHost: a\r\nX: a\0b\r\n\r\n", 40)},
+        {"NUL in a header value",
+         std::string("GET /health HTTP/1.1\r\nHost: a\r\nX: a\0b\r\n\r\n", 40)},
         {"no header colon", "GET /health HTTP/1.1\r\nHost: a\r\nnocolon\r\n\r\n"},
         {"empty header name", "GET /health HTTP/1.1\r\nHost: a\r\n: x\r\n\r\n"},
         {"lowercase method token with space", "GET  /health HTTP/1.1\r\nHost: a\r\n\r\n"},
@@ -252,7 +258,8 @@ TEST_CASE("a request head over 16384 bytes gets 431", "[http]") {
     }
     SECTION("many header lines adding up") {
         std::string headers;
-        for (int i = 0; i < 90; ++i) headers += "X-H" + std::to_string(i) + ": " + std::string(200, 'v') + "\r\n";
+        for (int i = 0; i < 90; ++i)
+            headers += "X-H" + std::to_string(i) + ": " + std::string(200, 'v') + "\r\n";
         auto r = http_fetch(s.port(), http_request_text("GET", "/health", headers));
         CHECK(r.status == 431);
     }
@@ -290,15 +297,15 @@ TEST_CASE("a client that does not complete its head in head_timeout is closed", 
         http_client c;
         REQUIRE(c.connect(s.port()));
         auto start = steady::now();
-        std::string head = "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + std::string(60, 's');
+        std::string head =
+            "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + std::string(60, 's');
         bool closed = false;
         for (char ch : head) {
             if (!c.send(std::string(1, ch))) {
                 closed = true;
                 break;
             }
-            if (c.read_more(steady::now() + 20ms) == io_status::eof ||
-                c.last_read_error()) {
+            if (c.read_more(steady::now() + 20ms) == io_status::eof || c.last_read_error()) {
                 closed = true;
                 break;
             }
@@ -441,15 +448,32 @@ TEST_CASE("static files: types, index.html, no way out of the directory", "[http
         CHECK(r.body == f.body);
     }
     CHECK(http_get(s.port(), "/missing.html").status == 404);
+    {
+        http_client c;
+        REQUIRE(c.connect(s.port()));
+        auto head = c.request(http_request_text("HEAD", "/app.js"), default_timeout, true);
+        CHECK(head.status == 200);
+        CHECK(head.header("Content-Length").value_or("") == "15");
+        // Nothing follows the head: the next response on the connection is clean.
+        auto next = c.request(http_request_text("GET", "/style.css"));
+        CHECK(next.status == 200);
+        CHECK(next.body == "body{}");
+    }
     // The paths of section 1 win over files.
     auto health = http_get(s.port(), "/health");
     CHECK(health.status == 200);
     CHECK(json_msg(health.body).str("status") == "ok");
 
     const std::vector<std::string> escapes = {
-        "/../secret.txt",          "/%2e%2e/secret.txt",   "/%2E%2E/secret.txt",
-        "/..%2fsecret.txt",        "/%2e%2e%2fsecret.txt", "/sub/../../secret.txt",
-        "/sub/%2e%2e/%2e%2e/secret.txt", "/..\\secret.txt", "/.%2e/secret.txt",
+        "/../secret.txt",
+        "/%2e%2e/secret.txt",
+        "/%2E%2E/secret.txt",
+        "/..%2fsecret.txt",
+        "/%2e%2e%2fsecret.txt",
+        "/sub/../../secret.txt",
+        "/sub/%2e%2e/%2e%2e/secret.txt",
+        "/..\\secret.txt",
+        "/.%2e/secret.txt",
         "/%252e%252e/secret.txt",
     };
     for (const auto& e : escapes) {

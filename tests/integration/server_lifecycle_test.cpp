@@ -18,7 +18,8 @@ constexpr int small_receive_buffer = 4096;
 void publish_many(test_server& s, const std::string& topic, int n, std::size_t size) {
     std::string pad(size, 'x');
     for (int i = 0; i < n; ++i) {
-        auto [ec, pos] = s.publish(topic, R"({"i":)" + std::to_string(i) + R"(,"pad":")" + pad + "\"}");
+        auto [ec, pos] =
+            s.publish(topic, R"({"i":)" + std::to_string(i) + R"(,"pad":")" + pad + "\"}");
         REQUIRE_FALSE(ec);
     }
 }
@@ -81,8 +82,7 @@ TEST_CASE("a client whose oldest queued frame is older than send_timeout is a sl
     // Fill the socket buffers, then keep a trickle going past the timeout.
     publish_many(s, "age:1", 3000, 2000);
     auto until = steady::now() + 1500ms;
-    while (steady::now() < until &&
-           s.metric("sluice_slow_consumer_disconnects_total") == 0) {
+    while (steady::now() < until && s.metric("sluice_slow_consumer_disconnects_total") == 0) {
         publish_many(s, "age:1", 1, 100);
         std::this_thread::sleep_for(20ms);
     }
@@ -158,7 +158,8 @@ TEST_CASE("stop(): WebSockets get 1001, SSE streams end, the callback fires", "[
     CHECK(s.metric("sluice_close_total{code=\"1001\"}") == 2);
     // No new connections.
     http_client late;
-    bool refused = !late.connect(s.port()) || late.request(http_request_text("GET", "/health")).status == 0;
+    bool refused =
+        !late.connect(s.port()) || late.request(http_request_text("GET", "/health")).status == 0;
     CHECK(refused);
 }
 

@@ -80,13 +80,22 @@ TEST_CASE("mt: concurrent publishers and subscribers, every event once and in or
 
     // Publishers: 2 host threads (topics 0, 1), 2 WebSocket clients (topics 2,
     // 3, and 0), 1 HTTP keep-alive client (topic 1). Expected totals per topic:
-    std::map<std::string, std::uint64_t> expected_total = {
-        {"mt:0", 2 * per_publisher}, {"mt:1", 2 * per_publisher},
-        {"mt:2", per_publisher},     {"mt:3", per_publisher}};
+    std::map<std::string, std::uint64_t> expected_total = {{"mt:0", 2 * per_publisher},
+                                                           {"mt:1", 2 * per_publisher},
+                                                           {"mt:2", per_publisher},
+                                                           {"mt:3", per_publisher}};
     // (host-0 -> mt:0, host-1 -> mt:1, ws-0 -> mt:2 + mt:0, ws-1 -> mt:3, http -> mt:1)
 
     std::atomic<int> ready{0};
-    std::atomic<bool> go{false};
+    // Subscribers keep their connections until the delivery metric has been
+    // read: a connection that ends right after its last write may not count
+    // that write as delivered.
+    std::atomic<int> finished{0};
+    std::atomic<bool> release{false};
+    auto hold = [&] {
+        ++finished;
+        eventually([&] { return release.load(); }, 30s);
+    };
     constexpr int ws_subscribers = 4;
     constexpr int sse_subscribers = 2;
     std::vector<seen> results(ws_subscribers + sse_subscribers);
@@ -123,9 +132,11 @@ TEST_CASE("mt: concurrent publishers and subscribers, every event once and in or
                     ++got;
                 }
                 if (!ws.sync().empty()) throw std::runtime_error("more events than published");
+                hold();
             } catch (const std::exception& e) {
                 r.failure = e.what();
                 ++ready;
+                ++finished;
             }
         });
     }
@@ -164,9 +175,11 @@ TEST_CASE("mt: concurrent publishers and subscribers, every event once and in or
                     ++r.count[topic + "|" + topic];
                     ++got;
                 }
+                hold();
             } catch (const std::exception& e) {
                 r.failure = e.what();
                 ++ready;
+                ++finished;
             }
         });
     }
@@ -186,10 +199,9 @@ TEST_CASE("mt: concurrent publishers and subscribers, every event once and in or
                 // order is the order of the sequence numbers.
                 std::promise<std::error_code> p;
                 auto f = p.get_future();
-                s.hub().async_publish(topic, data(name, seq), {},
-                                      [&p](std::error_code ec, sluice::stream_position) {
-                                          p.set_value(ec);
-                                      });
+                s.hub().async_publish(
+                    topic, data(name, seq), {},
+                    [&p](std::error_code ec, sluice::stream_position) { p.set_value(ec); });
                 if (f.wait_for(default_timeout) != std::future_status::ready || f.get()) {
                     ++publish_failures;
                     return;
@@ -232,8 +244,8 @@ TEST_CASE("mt: concurrent publishers and subscribers, every event once and in or
             return;
         }
         for (int seq = 0; seq < per_publisher; ++seq) {
-            auto r = c.request(publish_request_text(R"({"topic":"mt:1","data":)" +
-                                                    data("http", seq) + "}"));
+            auto r = c.request(
+                publish_request_text(R"({"topic":"mt:1","data":)" + data("http", seq) + "}"));
             if (r.status != 200) {
                 ++publish_failures;
                 return;
@@ -245,6 +257,15 @@ TEST_CASE("mt: concurrent publishers and subscribers, every event once and in or
         }
     });
     for (auto& t : publishers) t.join();
+    CHECK(eventually([&] { return finished.load() == ws_subscribers + sse_subscribers; }, 60s));
+    std::uint64_t published = 0;
+    for (const auto& [t, n] : expected_total) published += n;
+    CHECK(s.metric("sluice_messages_published_total") == static_cast<double>(published));
+    const auto expected_deliveries =
+        static_cast<double>(published * (2 * ws_subscribers + sse_subscribers));
+    eventually([&] { return s.metric("sluice_messages_delivered_total") == expected_deliveries; });
+    CHECK(s.metric("sluice_messages_delivered_total") == expected_deliveries);
+    release = true;
     for (auto& t : threads) t.join();
 
     CHECK(publish_failures == 0);
@@ -257,13 +278,6 @@ TEST_CASE("mt: concurrent publishers and subscribers, every event once and in or
             if (r.name.rfind("ws", 0) == 0) CHECK(r.count.at("mt:*|" + topic) == n);
         }
     }
-    std::uint64_t published = 0;
-    for (const auto& [t, n] : expected_total) published += n;
-    CHECK(s.metric("sluice_messages_published_total") == static_cast<double>(published));
-    CHECK(eventually([&] {
-        return s.metric("sluice_messages_delivered_total") ==
-               static_cast<double>(published * (2 * ws_subscribers + sse_subscribers));
-    }));
 }
 
 TEST_CASE("mt: recovery race with WebSocket publishers on 4 threads", "[mt][recovery]") {
@@ -400,7 +414,8 @@ TEST_CASE("mt: connection churn while publishing leaves nothing behind", "[mt]")
                 try {
                     if ((round + c) % 3 == 0) {
                         sse_client sse;
-                        if (!sse.open(s.port(), "/events?topic=churn:0&topic=churn:%23")) ++failures;
+                        if (!sse.open(s.port(), "/events?topic=churn:0&topic=churn:%23"))
+                            ++failures;
                         sse.next();
                         sse.next();
                         // Dropped without reading on.

@@ -40,16 +40,15 @@ std::string chunked_request(const std::string& body_chunks) {
 
 }  // namespace
 
-TEST_CASE("POST /publish: 200 with topic, offset, epoch; subscribers get the event",
-          "[publish]") {
+TEST_CASE("POST /publish: 200 with topic, offset, epoch; subscribers get the event", "[publish]") {
     test_server s(quick_options());
     ws_client ws;
     REQUIRE(ws.open(s.port()));
     auto sub = ws.subscribe("hp:1");
 
-    auto r = http_fetch(s.port(),
-                        publish_request_text(R"({"topic":"hp:1","data":{"x":[1,"two",null]},)"
-                                             R"("event":"tick:new"})"));
+    auto r =
+        http_fetch(s.port(), publish_request_text(R"({"topic":"hp:1","data":{"x":[1,"two",null]},)"
+                                                  R"("event":"tick:new"})"));
     CHECK(r.status == 200);
     CHECK(r.header("Content-Type").value_or("").find("application/json") == 0);
     CHECK(r.header("Access-Control-Allow-Origin").value_or("") == "*");
@@ -66,25 +65,37 @@ TEST_CASE("POST /publish: 200 with topic, offset, epoch; subscribers get the eve
         auto r2 = http_fetch(s.port(), publish_request_text(R"({"topic":"hp:1","data":2})", {},
                                                             "application/json; charset=utf-8"));
         CHECK(r2.status == 200);
-        auto r3 = http_fetch(s.port(),
-                             publish_request_text(R"({"topic":"hp:1","data":3})", {}, "Application/JSON"));
+        auto r3 = http_fetch(
+            s.port(), publish_request_text(R"({"topic":"hp:1","data":3})", {}, "Application/JSON"));
         CHECK(r3.status == 200);
         CHECK(json_msg(r3.body).u64("offset") == 3);
     }
     SECTION("a chunked body") {
         auto r2 = http_fetch(
-            s.port(), chunked_request(chunked({R"({"topic":"h)", R"(p:1","da)", R"(ta":"chunky"})"})));
+            s.port(),
+            chunked_request(chunked({R"({"topic":"h)", R"(p:1","da)", R"(ta":"chunky"})"})));
         CHECK(r2.status == 200);
         CHECK(json_msg(r2.body).u64("offset") == 2);
         CHECK(ws.expect("event").json_of("data") == "\"chunky\"");
+    }
+    SECTION("a chunked body with chunk extensions and a trailer") {
+        std::string body = R"({"topic":"hp:1","data":"ext"})";
+        char size[16];
+        std::snprintf(size, sizeof size, "%zx", body.size() - 5);
+        auto r2 = http_fetch(
+            s.port(), chunked_request("5;name=value\r\n" + body.substr(0, 5) + "\r\n" + size +
+                                      "\r\n" + body.substr(5) + "\r\n0\r\nX-Trailer: 1\r\n\r\n"));
+        CHECK(r2.status == 200);
+        CHECK(ws.expect("event").json_of("data") == "\"ext\"");
     }
     SECTION("Expect: 100-continue") {
         http_client c;
         REQUIRE(c.connect(s.port()));
         std::string body = R"({"topic":"hp:1","data":4})";
-        REQUIRE(c.send("POST /publish HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\n"
-                       "Expect: 100-continue\r\nContent-Length: " +
-                       std::to_string(body.size()) + "\r\n\r\n"));
+        REQUIRE(
+            c.send("POST /publish HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\n"
+                   "Expect: 100-continue\r\nContent-Length: " +
+                   std::to_string(body.size()) + "\r\n\r\n"));
         auto cont = c.read_head();
         REQUIRE(cont);
         CHECK(cont->status == 100);
@@ -94,10 +105,10 @@ TEST_CASE("POST /publish: 200 with topic, offset, epoch; subscribers get the eve
         CHECK(done->status == 200);
     }
     SECTION("the idempotency key over HTTP") {
-        auto a = http_fetch(s.port(), publish_request_text(
-                                          R"({"topic":"hp:1","data":5,"idempotency_key":"abc"})"));
-        auto b = http_fetch(s.port(), publish_request_text(
-                                          R"({"topic":"hp:1","data":6,"idempotency_key":"abc"})"));
+        auto a = http_fetch(
+            s.port(), publish_request_text(R"({"topic":"hp:1","data":5,"idempotency_key":"abc"})"));
+        auto b = http_fetch(
+            s.port(), publish_request_text(R"({"topic":"hp:1","data":6,"idempotency_key":"abc"})"));
         CHECK(a.status == 200);
         CHECK(b.status == 200);
         CHECK(a.body == b.body);
@@ -143,9 +154,10 @@ TEST_CASE("POST /publish: 413 for a body over max_message_bytes", "[publish]") {
     SECTION("by Content-Length") {
         http_client c;
         REQUIRE(c.connect(s.port()));
-        REQUIRE(c.send("POST /publish HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\n"
-                       "Content-Length: " +
-                       std::to_string(big.size()) + "\r\n\r\n"));
+        REQUIRE(
+            c.send("POST /publish HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\n"
+                   "Content-Length: " +
+                   std::to_string(big.size()) + "\r\n\r\n"));
         auto r = c.read_response();
         REQUIRE(r);
         CHECK(r->status == 413);
@@ -154,8 +166,8 @@ TEST_CASE("POST /publish: 413 for a body over max_message_bytes", "[publish]") {
     SECTION("chunked") {
         http_client c;
         REQUIRE(c.connect(s.port()));
-        auto r = c.request(chunked_request(
-            chunked({big.substr(0, 400), big.substr(400, 400), big.substr(800)})));
+        auto r = c.request(
+            chunked_request(chunked({big.substr(0, 400), big.substr(400, 400), big.substr(800)})));
         CHECK(r.status == 413);
     }
     SECTION("at the limit is fine") {
@@ -163,7 +175,8 @@ TEST_CASE("POST /publish: 413 for a body over max_message_bytes", "[publish]") {
         std::string exact = prefix + std::string(1024 - prefix.size() - 2, 'x') + "\"}";
         REQUIRE(exact.size() == 1024);
         CHECK(http_fetch(s.port(), publish_request_text(exact)).status == 200);
-        CHECK(http_fetch(s.port(), chunked_request(chunked({exact.substr(0, 500), exact.substr(500)})))
+        CHECK(http_fetch(s.port(),
+                         chunked_request(chunked({exact.substr(0, 500), exact.substr(500)})))
                   .status == 200);
     }
     CHECK(s.metric("sluice_messages_published_total") <= 2);
@@ -172,8 +185,8 @@ TEST_CASE("POST /publish: 413 for a body over max_message_bytes", "[publish]") {
 TEST_CASE("POST /publish: 415 for another content type", "[publish]") {
     test_server s(quick_options());
     std::string body = R"({"topic":"ct:1","data":1})";
-    for (const char* type : {"text/plain", "application/x-www-form-urlencoded",
-                             "application/jsonx", "multipart/form-data"}) {
+    for (const char* type : {"text/plain", "application/x-www-form-urlencoded", "application/jsonx",
+                             "multipart/form-data"}) {
         INFO(type);
         expect_http_error(http_fetch(s.port(), publish_request_text(body, {}, type)), 415,
                           "bad_request");

@@ -41,8 +41,7 @@ std::vector<std::uint64_t> offsets_of(const std::vector<json_msg>& events) {
 
 }  // namespace
 
-TEST_CASE("recovery: matching epoch replays exactly the missed events, then live",
-          "[recovery]") {
+TEST_CASE("recovery: matching epoch replays exactly the missed events, then live", "[recovery]") {
     test_server s(quick_options());
     auto epoch = publish_n(s, "rc:1", 5);
     ws_client ws;
@@ -210,9 +209,9 @@ TEST_CASE("recovery: since on a pattern is recovery_unsupported; bad since is ba
         CHECK(e.str("id") == "p");
     }
     int id = 0;
-    for (const char* bad : {R"("x")", "5", "[]", "null", "true", "{}", R"({"offset":-1})",
-                            R"({"offset":"3"})", R"({"offset":1.5})", R"({"offset":null})",
-                            R"({"epoch":"x"})", R"({"offset":1e3})"}) {
+    for (const char* bad :
+         {R"("x")", "5", "[]", "null", "true", "{}", R"({"offset":-1})", R"({"offset":"3"})",
+          R"({"offset":1.5})", R"({"offset":null})", R"({"epoch":"x"})", R"({"offset":1e3})"}) {
         INFO(bad);
         auto e = ws.call(R"({"type":"subscribe","id":)" + std::to_string(++id) +
                              R"(,"topic":"rs:1","since":)" + bad + "}",
@@ -256,15 +255,15 @@ TEST_CASE("recovery: the race between a publisher and subscribing clients", "[re
             for (int k = 0; k < 16 && (stop_at == 0 || next <= stop_at); ++k, ++next) {
                 auto p = std::make_shared<std::promise<void>>();
                 flight.push_back(p->get_future());
-                s.hub().async_publish(topic, R"({"n":)" + std::to_string(next) + "}", {},
-                                      [&, p](std::error_code ec, sluice::stream_position pos) {
-                                          if (ec) ++publish_errors;
-                                          auto cur = top.load();
-                                          while (pos.offset > cur &&
-                                                 !top.compare_exchange_weak(cur, pos.offset)) {
-                                          }
-                                          p->set_value();
-                                      });
+                s.hub().async_publish(
+                    topic, R"({"n":)" + std::to_string(next) + "}", {},
+                    [&, p](std::error_code ec, sluice::stream_position pos) {
+                        if (ec) ++publish_errors;
+                        auto cur = top.load();
+                        while (pos.offset > cur && !top.compare_exchange_weak(cur, pos.offset)) {
+                        }
+                        p->set_value();
+                    });
             }
             for (auto& f : flight) {
                 if (f.wait_for(default_timeout) != std::future_status::ready) {
@@ -300,9 +299,18 @@ TEST_CASE("recovery: the race between a publisher and subscribing clients", "[re
                 std::uint64_t since_offset = 0;
                 switch (i % 4) {
                 case 0: r.mode = "plain"; break;
-                case 1: r.mode = "since recent"; since_offset = seen > 5 ? seen - 5 : 0; break;
-                case 2: r.mode = "since old"; since_offset = seen / 2; break;
-                case 3: r.mode = "since top-ish"; since_offset = seen; break;
+                case 1:
+                    r.mode = "since recent";
+                    since_offset = seen > 5 ? seen - 5 : 0;
+                    break;
+                case 2:
+                    r.mode = "since old";
+                    since_offset = seen / 2;
+                    break;
+                case 3:
+                    r.mode = "since top-ish";
+                    since_offset = seen;
+                    break;
                 }
                 if (i % 4 != 0) extra = since(since_offset, epoch);
                 if (!opened) {
@@ -373,7 +381,8 @@ TEST_CASE("recovery: a replay is not slow consumption", "[recovery][slow]") {
     std::string pad(200, 'p');
     std::string epoch;
     for (int i = 1; i <= 400; ++i) {
-        auto [ec, pos] = s.publish("rp:1", R"({"i":)" + std::to_string(i) + R"(,"pad":")" + pad + "\"}");
+        auto [ec, pos] =
+            s.publish("rp:1", R"({"i":)" + std::to_string(i) + R"(,"pad":")" + pad + "\"}");
         REQUIRE_FALSE(ec);
         epoch = pos.epoch;
     }

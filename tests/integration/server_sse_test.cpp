@@ -133,8 +133,7 @@ TEST_CASE("SSE: one subscribed block per topic, in query order, repeats once", "
     CHECK_FALSE(c.next(200ms));
 }
 
-TEST_CASE("SSE: event blocks carry id, the event name or message, and the WS event JSON",
-          "[sse]") {
+TEST_CASE("SSE: event blocks carry id, the event name or message, and the WS event JSON", "[sse]") {
     test_server s(quick_options());
     sse_client c;
     REQUIRE(c.open(s.port(), events_target({"ev:1", "ev:*"})));
@@ -185,8 +184,7 @@ TEST_CASE("SSE: heartbeats are comments, or id-only blocks when all events were 
     o.sse_heartbeat = 200ms;
     test_server s(o);
     sse_client c;
-    REQUIRE(c.open(s.port(),
-                   events_target({"hb:1"}, "&filter=" + url_encode(R"({"keep":true})"))));
+    REQUIRE(c.open(s.port(), events_target({"hb:1"}, "&filter=" + url_encode(R"({"keep":true})"))));
     auto p = read_preamble(c, 1);
     auto start_id = *p.subscribed[0].id;
 
@@ -293,8 +291,8 @@ TEST_CASE("SSE: resume with Last-Event-ID, lastEventId or last_event_id", "[sse]
     }
     SECTION("the last_event_id query parameter") {
         sse_client c;
-        REQUIRE(c.open(s.port(), events_target({"r:1", "r:2", "r:*"},
-                                               "&last_event_id=" + url_encode(token))));
+        REQUIRE(c.open(
+            s.port(), events_target({"r:1", "r:2", "r:*"}, "&last_event_id=" + url_encode(token))));
         check_resumed(c);
     }
     SECTION("the header wins over the query") {
@@ -315,8 +313,8 @@ TEST_CASE("SSE: resume with Last-Event-ID, lastEventId or last_event_id", "[sse]
              std::vector<std::string>{"garbage", "", "x:1:2", std::string(5000, 'a'), "%00%ff"}) {
             INFO(bad);
             sse_client c;
-            REQUIRE(c.open(s.port(), events_target({"r:1", "r:2", "r:*"},
-                                                   "&lastEventId=" + url_encode(bad))));
+            REQUIRE(c.open(
+                s.port(), events_target({"r:1", "r:2", "r:*"}, "&lastEventId=" + url_encode(bad))));
             auto p = read_preamble(c, 3);
             if (!bad.empty()) {
                 CHECK(p.by_topic["r:1"].boolean("recovered") == false);
@@ -443,6 +441,19 @@ TEST_CASE("SSE: errors answer 400 with a JSON body", "[sse]") {
     sse_client c;
     REQUIRE(c.open(s.port(), events_target(topics)));
     read_preamble(c, 64);
+}
+
+TEST_CASE("SSE: topics are URL-decoded", "[sse]") {
+    test_server s(quick_options());
+    sse_client c;
+    REQUIRE(c.open(s.port(), "/events?topic=x%2By%3Az&topic=%2A%3Aq"));
+    auto p = read_preamble(c, 2);
+    CHECK(p.by_topic.count("x+y:z") == 1);
+    CHECK(p.by_topic.count("*:q") == 1);
+    REQUIRE_FALSE(s.publish("x+y:z", "1").first);
+    auto ev = read_events(c, 1);
+    REQUIRE(ev.size() == 1);
+    CHECK(json_msg(ev[0].data).str("topic") == "x+y:z");
 }
 
 TEST_CASE("SSE: a pattern stream, and the stream ends when the client goes", "[sse]") {

@@ -422,14 +422,17 @@ public:
     bool has(const char* key) const { return is_object() && doc_->HasMember(key); }
     /// The member, or nullptr.
     const rapidjson::Value* get(const char* key) const {
-        if (!is_object()) return nullptr;
-        auto it = doc_->FindMember(key);
-        return it == doc_->MemberEnd() ? nullptr : &it->value;
+        // HasMember, not FindMember: comparing RapidJSON 1.1 member iterators
+        // is ambiguous in C++20 (clang -Wambiguous-reversed-operator).
+        if (!is_object() || !doc_->HasMember(key)) return nullptr;
+        const rapidjson::Value& root = *doc_;
+        return &root[key];
     }
     /// A string member, or "" when absent or not a string.
     std::string str(const char* key) const {
         auto* v = get(key);
-        return v && v->IsString() ? std::string(v->GetString(), v->GetStringLength()) : std::string{};
+        return v && v->IsString() ? std::string(v->GetString(), v->GetStringLength())
+                                  : std::string{};
     }
     std::string type() const { return str("type"); }
     /// An unsigned integer member, or `fallback`.
@@ -611,8 +614,8 @@ public:
         frame.append(payload.data(), payload.size());
         if (masked) {
             for (std::size_t i = 0; i < payload.size(); ++i) {
-                frame[start + i] = static_cast<char>(static_cast<std::uint8_t>(frame[start + i]) ^
-                                                     key[i % 4]);
+                frame[start + i] =
+                    static_cast<char>(static_cast<std::uint8_t>(frame[start + i]) ^ key[i % 4]);
             }
         }
         return send(frame);
@@ -683,9 +686,9 @@ public:
         f.payload = buffer().substr(header, static_cast<std::size_t>(length));
         if (masked) {
             for (std::size_t i = 0; i < f.payload.size(); ++i) {
-                f.payload[i] = static_cast<char>(
-                    static_cast<std::uint8_t>(f.payload[i]) ^
-                    static_cast<std::uint8_t>(buffer()[header - 4 + (i % 4)]));
+                f.payload[i] =
+                    static_cast<char>(static_cast<std::uint8_t>(f.payload[i]) ^
+                                      static_cast<std::uint8_t>(buffer()[header - 4 + (i % 4)]));
             }
         }
         buffer().erase(0, header + static_cast<std::size_t>(length));
@@ -706,8 +709,8 @@ public:
         std::string assembling;
         bool in_message = false;
         for (;;) {
-            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline -
-                                                                              steady::now());
+            auto left =
+                std::chrono::duration_cast<std::chrono::milliseconds>(deadline - steady::now());
             if (left.count() <= 0) return std::nullopt;
             auto f = read_frame(left);
             if (!f) return std::nullopt;
@@ -740,9 +743,9 @@ public:
         if (!m) {
             throw std::runtime_error(
                 "expected a '" + std::string(wanted) + "' message, got nothing" +
-                (close_received ? " (closed with " + std::to_string(close_received->close_code()) +
-                                      ")"
-                                : ""));
+                (close_received
+                     ? " (closed with " + std::to_string(close_received->close_code()) + ")"
+                     : ""));
         }
         return *m;
     }
@@ -753,9 +756,9 @@ public:
         if (!m) {
             throw std::runtime_error(
                 "expected a '" + std::string(type) + "' message, got nothing" +
-                (close_received ? " (closed with " + std::to_string(close_received->close_code()) +
-                                      ")"
-                                : ""));
+                (close_received
+                     ? " (closed with " + std::to_string(close_received->close_code()) + ")"
+                     : ""));
         }
         if (m->type() != type) {
             throw std::runtime_error("expected a '" + std::string(type) + "' message, got " +
@@ -776,8 +779,8 @@ public:
         for (;;) {
             auto left =
                 std::chrono::duration_cast<std::chrono::milliseconds>(deadline - steady::now());
-            json_msg m = expect_any(left.count() > 0 ? left : std::chrono::milliseconds(1),
-                                    reply_type);
+            json_msg m =
+                expect_any(left.count() > 0 ? left : std::chrono::milliseconds(1), reply_type);
             if (m.type() != "event") {
                 for (auto it = events.rbegin(); it != events.rend(); ++it) {
                     stash_.push_front(std::move(*it));
@@ -804,8 +807,8 @@ public:
     json_msg publish(std::string_view topic, std::string_view data_json,
                      std::string_view extra_members = {}) {
         std::string request = R"({"type":"publish","topic":)" + json_quote(topic) +
-                              ",\"data\":" + std::string(data_json) +
-                              std::string(extra_members) + "}";
+                              ",\"data\":" + std::string(data_json) + std::string(extra_members) +
+                              "}";
         return call(request, "published");
     }
 
@@ -819,8 +822,9 @@ public:
             throw std::runtime_error("sync: cannot send");
         }
         std::vector<json_msg> before;
-        auto m = wait_for([&](const json_msg& x) { return x.type() == "pong" && x.str("id") == id; },
-                          timeout, &before);
+        auto m =
+            wait_for([&](const json_msg& x) { return x.type() == "pong" && x.str("id") == id; },
+                     timeout, &before);
         if (!m) throw std::runtime_error("sync: no pong");
         return before;
     }
@@ -832,8 +836,8 @@ public:
                                      std::vector<json_msg>* skipped = nullptr) {
         auto deadline = steady::now() + timeout;
         for (;;) {
-            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline -
-                                                                              steady::now());
+            auto left =
+                std::chrono::duration_cast<std::chrono::milliseconds>(deadline - steady::now());
             if (left.count() <= 0) return std::nullopt;
             auto m = next_message(left);
             if (!m) return std::nullopt;
@@ -851,8 +855,8 @@ public:
         auto deadline = steady::now() + timeout;
         if (!close_received) {
             for (;;) {
-                auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline -
-                                                                                  steady::now());
+                auto left =
+                    std::chrono::duration_cast<std::chrono::milliseconds>(deadline - steady::now());
                 if (left.count() <= 0) break;
                 auto f = read_frame(left);
                 if (!f) break;
@@ -873,8 +877,7 @@ public:
             r.reason = close_received->close_reason();
             if (echo) send_close(r.code == 0 ? std::uint16_t{1000} : r.code);
         }
-        auto left =
-            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - steady::now());
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - steady::now());
         r.tcp_closed = left.count() > 0 && wait_closed(left);
         r.timed_out = !r.close_frame && !r.tcp_closed;
         return r;
@@ -963,8 +966,8 @@ public:
     std::optional<sse_block> next_non_comment(std::chrono::milliseconds timeout = default_timeout) {
         auto deadline = steady::now() + timeout;
         for (;;) {
-            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline -
-                                                                              steady::now());
+            auto left =
+                std::chrono::duration_cast<std::chrono::milliseconds>(deadline - steady::now());
             if (left.count() <= 0) return std::nullopt;
             auto b = next(left);
             if (!b || !b->is_comment_only()) return b;
