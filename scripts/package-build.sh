@@ -13,7 +13,8 @@
 #                       package.recipes runs); default: also build, install
 #                       into a scratch prefix, build examples/consumer against
 #                       it with find_package and run it.
-# Environment: SLUICE_PACKAGE_BUILD_DIR (default build/package), CMAKE, PYTHON,
+# Environment: SLUICE_PACKAGE_BUILD_DIR (default build/package; its build/ is
+# reused between runs), CMAKE, PYTHON,
 # CMAKE_GENERATOR (default Ninja when available), CXX.
 #
 # Checks, every feature set (none, redis, tls, redis+tls):

@@ -258,6 +258,10 @@ void connection::become_sse(std::optional<std::chrono::system_clock::time_point>
 bool connection::on_ws_bytes(std::uint8_t* data, std::size_t size) {
     auto error =
         decoder_->feed(data, size, [this](ws_message&& m) { on_ws_message(std::move(m)); });
+    // Everything one read brought goes to the hub in one handler: posting each
+    // message alone would interleave the hub's work with the writers' flushes.
+    if (!inbox_.empty()) context_->hub->on_ws_texts(shared_from_this(), std::move(inbox_));
+    inbox_.clear();
     if (error.close_code != 0) {
         close(error.close_code, error.reason);
         return false;
@@ -274,7 +278,7 @@ void connection::on_ws_message(ws_message&& message) {
     switch (message.opcode) {
     case ws_opcode::text:
         if (closing) return;
-        context_->hub->on_ws_text(shared_from_this(), std::move(message.payload), count_inbound());
+        inbox_.push_back({std::move(message.payload), count_inbound()});
         return;
     case ws_opcode::binary:
         if (!closing) close(1003, "binary messages are not supported");
@@ -509,54 +513,86 @@ bool connection::is_close_frame(const std::string& frame) noexcept {
     return !frame.empty() && static_cast<std::uint8_t>(frame[0]) == 0x88;
 }
 
+// A write is gathered from segments. Pieces under `copy_threshold` bytes are
+// copied into scratch_ (Asio hands at most 16 buffers to one sendmsg, so
+// referencing every 30-byte piece would cap a write at four events); larger
+// ones are referenced where they are. Offsets, not pointers, are kept until
+// finish_gather() because scratch_ may grow meanwhile.
+void connection::gather(std::string_view bytes) {
+    constexpr std::size_t copy_threshold = 1024;
+    if (bytes.size() >= copy_threshold) {
+        segments_.push_back({bytes.data(), 0, bytes.size()});
+        return;
+    }
+    scratch_.append(bytes);
+    extend_scratch_segment();
+}
+
+void connection::extend_scratch_segment() {
+    if (segments_.empty() || segments_.back().external) {
+        std::size_t start = segments_.empty() ? 0 : scratch_used_;
+        segments_.push_back({nullptr, start, 0});
+    }
+    segments_.back().length = scratch_.size() - segments_.back().offset;
+    scratch_used_ = scratch_.size();
+}
+
+void connection::finish_gather() {
+    for (const auto& s : segments_) {
+        buffers_.emplace_back(s.external ? s.external : scratch_.data() + s.offset, s.length);
+    }
+    segments_.clear();
+    scratch_used_ = 0;
+}
+
 void connection::append_buffers_ws() {
     // Control frames go first (RFC 6455 allows them between messages), so
     // pongs are never held back by queued data; a close frame goes last, after
     // the replies queued before it, and nothing follows it.
-    std::size_t headers = 0;
-    for (const auto& i : batch_) {
-        if (i.kind == item_kind::event || i.kind == item_kind::text) ++headers;
-    }
-    scratch_.resize(headers * ws_max_header_bytes);
-    auto* header = reinterpret_cast<std::uint8_t*>(scratch_.data());
     const std::string* close_frame = nullptr;
     for (const auto& frame : batch_control_) {
         if (!is_close_frame(frame)) {
-            buffers_.emplace_back(frame.data(), frame.size());
+            gather(frame);
         } else if (!close_frame) {
             close_frame = &frame;
         }
     }
+    std::uint8_t header[ws_max_header_bytes];
+    auto as_view = [&header](std::size_t n) {
+        return std::string_view(reinterpret_cast<const char*>(header), n);
+    };
     for (const auto& i : batch_) {
         if (i.kind == item_kind::event) {
             auto head = publication::ws_event_head();
             auto tail = i.pub->ws_event_tail();
             auto n = ws_write_frame_header(
                 ws_opcode::text, head.size() + i.sub->sub_json.size() + tail.size(), header);
-            buffers_.emplace_back(header, n);
-            buffers_.emplace_back(head.data(), head.size());
-            buffers_.emplace_back(i.sub->sub_json.data(), i.sub->sub_json.size());
-            buffers_.emplace_back(tail.data(), tail.size());
-            header += n;
+            gather(as_view(n));
+            gather(head);
+            gather(i.sub->sub_json);
+            gather(tail);
         } else if (i.kind == item_kind::text) {
-            auto n = ws_write_frame_header(ws_opcode::text, i.bytes.size(), header);
-            buffers_.emplace_back(header, n);
-            buffers_.emplace_back(i.bytes.data(), i.bytes.size());
-            header += n;
+            gather(as_view(ws_write_frame_header(ws_opcode::text, i.bytes.size(), header)));
+            gather(i.bytes);
         } else if (i.kind == item_kind::raw) {
-            buffers_.emplace_back(i.bytes.data(), i.bytes.size());
+            gather(i.bytes);
         }
     }
-    if (close_frame) buffers_.emplace_back(close_frame->data(), close_frame->size());
+    if (close_frame) gather(*close_frame);
+    finish_gather();
+}
+
+void connection::append_sse_id(std::string_view after) {
+    scratch_ += "id: ";
+    append_resume_token(scratch_, sse_generation_, sse_positions_);
+    scratch_ += after;
+    extend_scratch_segment();
 }
 
 void connection::append_buffers_sse() {
-    // First pass: every id line into scratch_ (positions advance item by item);
-    // second pass: point the buffers at it (scratch_ no longer moves).
-    auto& ids = id_spans_;
-    ids.clear();
+    static constexpr std::string_view data_field = "data: ";
+    static constexpr std::string_view block_end = "\n\n";
     for (const auto& i : batch_) {
-        std::size_t start = scratch_.size();
         switch (i.kind) {
         case item_kind::event:
         case item_kind::position: {
@@ -571,59 +607,32 @@ void connection::append_buffers_sse() {
                 break;
             }
             moved_without_send_ = false;
-            scratch_ += "id: ";
-            append_resume_token(scratch_, sse_generation_, sse_positions_);
-            scratch_ += '\n';
+            append_sse_id("\n");
+            gather(i.pub->sse_event_field());
+            gather(data_field);
+            gather(publication::ws_event_head());
+            gather(i.sub->sub_json);
+            gather(i.pub->ws_event_tail());
+            gather(block_end);
             break;
         }
         case item_kind::sse_block:
-            scratch_ += "id: ";
-            append_resume_token(scratch_, sse_generation_, sse_positions_);
-            scratch_ += '\n';
+            append_sse_id("\n");
+            gather(i.bytes);
             break;
         case item_kind::heartbeat:
             if (moved_without_send_) {
-                scratch_ += "id: ";
-                append_resume_token(scratch_, sse_generation_, sse_positions_);
-                scratch_ += "\n\n";
+                append_sse_id("\n\n");
                 moved_without_send_ = false;
             } else {
-                scratch_ += ": ping\n\n";
+                gather(": ping\n\n");
             }
             break;
-        default: break;
-        }
-        ids.emplace_back(start, scratch_.size() - start);
-    }
-    static constexpr std::string_view data_field = "data: ";
-    static constexpr std::string_view block_end = "\n\n";
-    for (std::size_t k = 0; k < batch_.size(); ++k) {
-        const auto& i = batch_[k];
-        auto [start, length] = ids[k];
-        switch (i.kind) {
-        case item_kind::event: {
-            auto head = publication::ws_event_head();
-            auto tail = i.pub->ws_event_tail();
-            auto field = i.pub->sse_event_field();
-            buffers_.emplace_back(scratch_.data() + start, length);
-            buffers_.emplace_back(field.data(), field.size());
-            buffers_.emplace_back(data_field.data(), data_field.size());
-            buffers_.emplace_back(head.data(), head.size());
-            buffers_.emplace_back(i.sub->sub_json.data(), i.sub->sub_json.size());
-            buffers_.emplace_back(tail.data(), tail.size());
-            buffers_.emplace_back(block_end.data(), block_end.size());
-            break;
-        }
-        case item_kind::sse_block:
-            buffers_.emplace_back(scratch_.data() + start, length);
-            buffers_.emplace_back(i.bytes.data(), i.bytes.size());
-            break;
-        case item_kind::heartbeat: buffers_.emplace_back(scratch_.data() + start, length); break;
         case item_kind::raw:
-        case item_kind::text: buffers_.emplace_back(i.bytes.data(), i.bytes.size()); break;
-        case item_kind::position: break;
+        case item_kind::text: gather(i.bytes); break;
         }
     }
+    finish_gather();
 }
 
 void connection::on_written(const std::error_code& ec) {

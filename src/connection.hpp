@@ -106,6 +106,11 @@ public:
         bool close_after = false;
     };
     rate_decision count_inbound();
+    /// A text message with the rate decision taken when it arrived.
+    struct inbound_text {
+        std::string text;
+        rate_decision rate;
+    };
 
     /// stop(): close a WebSocket with 1001 at `when`, end an SSE stream now.
     void drain_at(clock::time_point when);
@@ -145,6 +150,10 @@ private:
     void append_buffers_ws();
     void append_buffers_sse();
     static bool is_close_frame(const std::string& frame) noexcept;
+    void gather(std::string_view bytes);
+    void extend_scratch_segment();
+    void finish_gather();
+    void append_sse_id(std::string_view after);
 
     const std::shared_ptr<server_context> context_;
     const std::uint64_t id_;
@@ -166,6 +175,7 @@ private:
     std::unique_ptr<ws_decoder> decoder_;
     sliding_log_limiter limiter_;
     std::optional<sliding_log_limiter> refusals_;  // none: the first refusal closes
+    std::vector<inbound_text> inbox_;              // text messages of the current read
 
     // Deadlines (strand); time_point{} means none.
     clock::time_point head_deadline_{};
@@ -197,8 +207,16 @@ private:
     std::vector<item> batch_;
     std::vector<std::string> batch_control_;
     std::vector<asio::const_buffer> buffers_;
+    // One write, gathered: bytes copied into scratch_, and segments that are
+    // either a range of scratch_ or (external) large shared bytes.
+    struct segment {
+        const char* external;
+        std::size_t offset;
+        std::size_t length;
+    };
     std::string scratch_;
-    std::vector<std::pair<std::size_t, std::size_t>> id_spans_;  // SSE id lines in scratch_
+    std::size_t scratch_used_ = 0;
+    std::vector<segment> segments_;
     std::vector<token_position> sse_positions_;
     std::string sse_generation_;
     bool moved_without_send_ = false;

@@ -216,13 +216,20 @@ void hub_core::detach(std::shared_ptr<connection> c) {
     });
 }
 
-void hub_core::on_ws_text(std::shared_ptr<connection> c, std::string text,
-                          connection::rate_decision rate) {
-    asio::post(strand_,
-               [self = shared_from_this(), c = std::move(c), text = std::move(text), rate] {
-                   if (!c->hub_side().attached) return;
-                   self->handle_ws(c, text, rate);
-               });
+void hub_core::on_ws_texts(std::shared_ptr<connection> c,
+                           std::vector<connection::inbound_text> texts) {
+    asio::post(strand_, [self = shared_from_this(), c = std::move(c), texts = std::move(texts)] {
+        for (const auto& t : texts) {
+            if (!c->hub_side().attached) return;
+            self->handle_ws(c, t.text, t.rate);
+        }
+    });
+}
+
+void hub_core::release_connections() {
+    router_.clear();
+    for (auto& [raw, c] : connections_) c->hub_side().subscriptions.clear();
+    connections_.clear();
 }
 
 void hub_core::handle_ws(const std::shared_ptr<connection>& c, const std::string& text,

@@ -78,8 +78,11 @@ public:
     asio::any_io_executor get_executor() const noexcept { return executor_; }
 
     void attach_websocket(std::shared_ptr<connection> c, principal who);
-    void on_ws_text(std::shared_ptr<connection> c, std::string text,
-                    connection::rate_decision rate);
+    void on_ws_texts(std::shared_ptr<connection> c, std::vector<connection::inbound_text> texts);
+    /// Drops every connection and subscription at once, breaking the
+    /// hub -> connection -> server -> hub ownership cycle. Only when no handler
+    /// runs any more (the hub is being destroyed).
+    void release_connections();
     void start_sse(std::shared_ptr<connection> c, sse_request request);
     void http_publish(std::shared_ptr<connection> c, http_publish_request request);
     void detach(std::shared_ptr<connection> c);

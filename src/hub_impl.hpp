@@ -13,7 +13,10 @@ namespace sluice {
 class hub::impl {
 public:
     explicit impl(std::shared_ptr<detail::hub_core> core) : core_(std::move(core)) {}
-    ~impl() { core_->shutdown(); }
+    ~impl() {
+        core_->shutdown();
+        core_->release_connections();
+    }
     const std::shared_ptr<detail::hub_core>& core() const noexcept { return core_; }
 
 private:

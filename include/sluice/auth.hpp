@@ -233,7 +233,7 @@ private:
 /// @endcode
 class auth_policy {
 public:
-    using time_point = std::chrono::system_clock::time_point;
+    using time_point = std::chrono::system_clock::time_point;  ///< wall-clock time
 
     virtual ~auth_policy() = default;
     auth_policy(const auth_policy&) = delete;

@@ -199,9 +199,9 @@ inline void validate(const backoff_options& o) {
 template <class Clock = std::chrono::steady_clock, class URBG = std::minstd_rand>
 class basic_backoff {
 public:
-    using clock_type = Clock;
-    using duration = typename Clock::duration;
-    using generator_type = URBG;
+    using clock_type = Clock;                   ///< the clock type
+    using duration = typename Clock::duration;  ///< the clock's duration
+    using generator_type = URBG;                ///< the jitter's random generator
 
     /// A backoff with a generator seeded from std::random_device. Throws
     /// `std::invalid_argument` (aborts under -fno-exceptions) on invalid options.

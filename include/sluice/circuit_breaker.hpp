@@ -231,11 +231,11 @@ constexpr std::uint64_t mix_seed(std::uint64_t x) noexcept {
 template <class Clock = std::chrono::steady_clock, class URBG = std::minstd_rand>
 class basic_circuit_breaker {
 public:
-    using clock_type = Clock;
-    using duration = typename Clock::duration;
-    using time_point = typename Clock::time_point;
-    using generator_type = URBG;
-    using backoff_type = basic_backoff<Clock, URBG>;
+    using clock_type = Clock;                         ///< the clock type
+    using duration = typename Clock::duration;        ///< the clock's duration
+    using time_point = typename Clock::time_point;    ///< the clock's time point
+    using generator_type = URBG;                      ///< the `open_backoff` jitter's generator
+    using backoff_type = basic_backoff<Clock, URBG>;  ///< the `open_backoff` schedule
     /// Called after each state change with the old and the new state. It may read
     /// the breaker and call its members; it must not destroy it.
     using state_handler = std::function<void(circuit_state from, circuit_state to)>;
@@ -541,11 +541,11 @@ template <class Key, class Clock = std::chrono::steady_clock, class URBG = std::
           class Hash = std::hash<Key>, class KeyEqual = std::equal_to<Key>>
 class basic_keyed_circuit_breaker {
 public:
-    using key_type = Key;
-    using breaker_type = basic_circuit_breaker<Clock, URBG>;
-    using permit = typename breaker_type::permit;
-    using duration = typename Clock::duration;
-    using time_point = typename Clock::time_point;
+    using key_type = Key;                                     ///< the key type
+    using breaker_type = basic_circuit_breaker<Clock, URBG>;  ///< one key's breaker
+    using permit = typename breaker_type::permit;             ///< what `try_acquire` returns
+    using duration = typename Clock::duration;                ///< the clock's duration
+    using time_point = typename Clock::time_point;            ///< the clock's time point
     /// Called after a breaker changes state, with its key.
     using state_handler = std::function<void(const Key& key, circuit_state from, circuit_state to)>;
 

@@ -61,11 +61,15 @@ class filter {
 public:
     /// The filter that matches everything.
     filter() noexcept = default;
+    /// Moves `other`'s conditions; `other` then matches everything.
     filter(filter&&) noexcept = default;
+    /// Moves `other`'s conditions; `other` then matches everything.
     filter& operator=(filter&&) noexcept = default;
+    /// Copies `other`'s conditions.
     filter(const filter& other)
         : program_(other.program_ ? std::make_unique<detail::filter_program>(*other.program_)
                                   : nullptr) {}
+    /// Copies `other`'s conditions.
     filter& operator=(const filter& other) {
         if (this != &other) filter(other).swap(*this);
         return *this;
@@ -86,6 +90,7 @@ public:
     /// The number of conditions (0 to 16).
     std::size_t size() const noexcept { return program_ ? program_->conditions.size() : 0; }
 
+    /// Exchanges the conditions with `other`'s. O(1), never allocates.
     void swap(filter& other) noexcept { program_.swap(other.program_); }
 
 private:

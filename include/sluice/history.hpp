@@ -132,8 +132,8 @@ struct recovery {
 template <class Clock = std::chrono::steady_clock>
 class basic_history {
 public:
-    using clock_type = Clock;
-    using time_point = typename Clock::time_point;
+    using clock_type = Clock;                       ///< the clock type
+    using time_point = typename Clock::time_point;  ///< the clock's time point
 
     /// A history with `options`. Throws `std::invalid_argument` (aborts with
     /// -fno-exceptions) when `max_topics` is 0, `metadata_ttl` is not
@@ -154,7 +154,9 @@ public:
 
     basic_history(const basic_history&) = delete;
     basic_history& operator=(const basic_history&) = delete;
+    /// Moves every topic; the source is left empty.
     basic_history(basic_history&& other) noexcept { move_from(other); }
+    /// Replaces the content with `other`'s; `other` is left empty.
     basic_history& operator=(basic_history&& other) noexcept {
         if (this != &other) move_from(other);
         return *this;

@@ -107,9 +107,11 @@ public:
     /// Number of WebSocket and SSE connections currently open.
     std::size_t connection_count() const noexcept;
 
-    /// Internal: the implementation the servers use.
+    /// @cond internal
+    // Internal: the implementation the servers use.
     class impl;
     impl& implementation() noexcept { return *impl_; }
+    /// @endcond
 
 private:
     void publish_erased(std::string topic, std::string data_json, publish_options options,

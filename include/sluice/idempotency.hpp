@@ -49,8 +49,8 @@ namespace sluice {
 template <class Clock = std::chrono::steady_clock>
 class basic_idempotency_cache {
 public:
-    using clock_type = Clock;
-    using time_point = typename Clock::time_point;
+    using clock_type = Clock;                       ///< the clock type
+    using time_point = typename Clock::time_point;  ///< the clock's time point
 
     /// A cache of at most `max_entries` entries (0 disables it: nothing is
     /// remembered) living `ttl` each.

@@ -49,6 +49,7 @@ struct server_options {
     /// (`--client-rate`): WebSocket messages, or HTTP requests on one
     /// keep-alive connection. Past it: `rate_limited` / HTTP 429.
     std::size_t client_rate = 100;
+    /// The window `client_rate` is counted over.
     std::chrono::milliseconds client_rate_window = std::chrono::seconds(1);
     /// Refusals within one window after which the connection is closed 4429
     /// (1 to 1000).
@@ -64,17 +65,22 @@ struct server_options {
     std::chrono::milliseconds send_timeout = std::chrono::seconds(10);
     /// WebSocket ping interval and pong timeout (`--ping-interval`,
     /// `--pong-timeout`); past the timeout: close 4001.
+    ///@{
     std::chrono::milliseconds ping_interval = std::chrono::seconds(25);
     std::chrono::milliseconds pong_timeout = std::chrono::seconds(10);
+    ///@}
     /// SSE heartbeat (`--sse-heartbeat`): a `: ping` comment, or an id-only
     /// block when positions moved without anything sent.
     std::chrono::milliseconds sse_heartbeat = std::chrono::seconds(15);
     /// The range of the SSE `retry:` hint, chosen per connection at random.
+    ///@{
     std::chrono::milliseconds sse_retry_min = std::chrono::seconds(1);
     std::chrono::milliseconds sse_retry_max = std::chrono::seconds(5);
+    ///@}
     /// New WebSocket and SSE connections per client IP per window; past it
     /// HTTP 429 with Retry-After. Refused connections do not count.
     std::size_t handshake_rate = 50;
+    /// The window `handshake_rate` is counted over.
     std::chrono::milliseconds handshake_window = std::chrono::seconds(10);
     /// Bound on the client IPs tracked by the handshake limiter.
     std::size_t max_tracked_ips = 100'000;

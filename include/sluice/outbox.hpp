@@ -458,14 +458,14 @@ template <class Message, class Clock = std::chrono::steady_clock, class URBG = s
           class Ack = outbox_ack>
 class basic_outbox {
 public:
-    using message_type = Message;
-    using clock_type = Clock;
-    using time_point = typename Clock::time_point;
-    using duration = typename Clock::duration;
-    using generator_type = URBG;
-    using ack_type = Ack;
-    using completion = basic_outbox_completion<Message, Ack>;
-    using completion_handler = std::function<void(const completion&)>;
+    using message_type = Message;                              ///< the message type
+    using clock_type = Clock;                                  ///< the clock type
+    using time_point = typename Clock::time_point;             ///< the clock's time point
+    using duration = typename Clock::duration;                 ///< the clock's duration
+    using generator_type = URBG;                               ///< the idempotency keys' generator
+    using ack_type = Ack;                                      ///< the acknowledgement payload
+    using completion = basic_outbox_completion<Message, Ack>;  ///< what the handler receives
+    using completion_handler = std::function<void(const completion&)>;  ///< see `on_complete`
 
     /// Longest idempotency key accepted, in bytes (PROTOCOL.md section 3).
     static constexpr std::size_t max_key_size = 64;
@@ -530,7 +530,9 @@ public:
 
     basic_outbox(const basic_outbox&) = delete;
     basic_outbox& operator=(const basic_outbox&) = delete;
+    /// Moves every entry, the handler and the generator.
     basic_outbox(basic_outbox&&) = default;
+    /// Replaces everything with `other`'s, completing nothing (like the destructor).
     basic_outbox& operator=(basic_outbox&&) = default;
     /// Destroys the held messages without calling the handler (see `clear()`).
     ~basic_outbox() = default;

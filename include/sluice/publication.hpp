@@ -314,9 +314,11 @@ public:
     publication(const publication&) = delete;
     publication& operator=(const publication&) = delete;
 
+    /// @cond internal
     // Public for std::make_shared only; use create() or create_from_json().
     publication(private_tag, std::unique_ptr<char[]> buf, std::uint64_t offset, std::int64_t ts)
         : buf_(std::move(buf)), offset_(offset), ts_(ts) {}
+    /// @endcond
 
 private:
     static constexpr std::uint32_t topic_pos = 10;  // after `,"topic":"`

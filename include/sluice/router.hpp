@@ -159,6 +159,7 @@ public:
           patterns_(std::exchange(other.patterns_, 0)) {
         other.owners_.clear();
     }
+    /// Removes every subscription, then moves `other`'s as the move constructor does.
     basic_router& operator=(basic_router&& other) noexcept {
         if (this != &other) {
             clear();
@@ -169,6 +170,7 @@ public:
     }
     ~basic_router() { clear(); }
 
+    /// Exchanges the content with `other`'s. O(1).
     void swap(basic_router& other) noexcept {
         exact_.swap(other.exact_);
         children_.swap(other.children_);
@@ -307,6 +309,7 @@ public:
         subscription* s = find_subscription(subscriber, topic);
         return s != nullptr ? &s->value_ : nullptr;
     }
+    /// @copydoc find(const Subscriber&, std::string_view)
     const Value* find(const Subscriber& subscriber, std::string_view topic) const noexcept {
         return const_cast<basic_router*>(this)->find(subscriber, topic);
     }

@@ -79,8 +79,8 @@ enum class acquire_status : std::uint8_t {
 ///
 /// Example: `if (auto r = lim.try_acquire(); !r) reply_429(r.retry_after);`
 struct acquire_result {
-    acquire_status status = acquire_status::allowed;
-    std::chrono::nanoseconds retry_after{0};
+    acquire_status status = acquire_status::allowed;  ///< the verdict
+    std::chrono::nanoseconds retry_after{0};          ///< the wait before retrying (see above)
 
     /// True when the permits were counted.
     constexpr bool allowed() const noexcept { return status == acquire_status::allowed; }
@@ -144,9 +144,9 @@ std::int64_t limiter_window_ticks(const sliding_window_options& options) {
 template <class Clock = std::chrono::steady_clock>
 class basic_sliding_log_limiter {
 public:
-    using clock_type = Clock;
-    using duration = typename Clock::duration;
-    using time_point = typename Clock::time_point;
+    using clock_type = Clock;                       ///< the clock type
+    using duration = typename Clock::duration;      ///< the clock's duration
+    using time_point = typename Clock::time_point;  ///< the clock's time point
 
     /// Validates `options` (limit in [1, `max_log_limit`], window > 0) with
     /// `detail::throw_invalid_argument` and allocates the ring.
@@ -268,9 +268,9 @@ private:
 template <class Clock = std::chrono::steady_clock>
 class basic_sliding_counter_limiter {
 public:
-    using clock_type = Clock;
-    using duration = typename Clock::duration;
-    using time_point = typename Clock::time_point;
+    using clock_type = Clock;                       ///< the clock type
+    using duration = typename Clock::duration;      ///< the clock's duration
+    using time_point = typename Clock::time_point;  ///< the clock's time point
 
     /// Validates `options` (limit >= 1, window > 0) with
     /// `detail::throw_invalid_argument`.
@@ -453,10 +453,10 @@ template <class Limiter, class Key, class Hash = std::hash<Key>,
           class KeyEqual = std::equal_to<Key>>
 class basic_keyed_limiter {
 public:
-    using limiter_type = Limiter;
-    using key_type = Key;
-    using clock_type = typename Limiter::clock_type;
-    using time_point = typename Limiter::time_point;
+    using limiter_type = Limiter;                     ///< one key's limiter
+    using key_type = Key;                             ///< the key type
+    using clock_type = typename Limiter::clock_type;  ///< the limiters' clock type
+    using time_point = typename Limiter::time_point;  ///< the clock's time point
 
     /// Validates `options` (per-key limit and window as for `Limiter`, max_keys
     /// >= 1) with `detail::throw_invalid_argument` and sizes the hash table.
