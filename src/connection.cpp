@@ -220,6 +220,9 @@ connection::rate_decision connection::count_inbound() {
 
 void connection::become_websocket(std::optional<std::chrono::system_clock::time_point> expires_at) {
     mode_.store(mode::websocket, std::memory_order_release);
+    // The upgrade request is not one of the WebSocket's messages: the session
+    // starts with its whole rate window.
+    limiter_.reset();
     decoder_ = std::make_unique<ws_decoder>(context_->options.max_message_bytes);
     expires_at_ms_.store(to_ms(expires_at), std::memory_order_relaxed);
     context_->stats.ws_connections.fetch_add(1, std::memory_order_relaxed);

@@ -86,6 +86,11 @@ public:
     void stop(std::function<void()> on_stopped) {
         asio::post(strand_,
                    [self = shared_from_this(), on_stopped = std::move(on_stopped)]() mutable {
+                       if (self->stopped_) {
+                           // Already stopped: a later stop() completes at once.
+                           if (on_stopped) on_stopped();
+                           return;
+                       }
                        if (on_stopped) self->on_stopped_.push_back(std::move(on_stopped));
                        if (self->context_->stopping.exchange(true)) return;
                        std::error_code ignored;
@@ -139,6 +144,7 @@ private:
     void wait_for_connections() {
         if (context_->snapshot().empty()) {
             context_->timers->stop();
+            stopped_ = true;
             auto callbacks = std::move(on_stopped_);
             for (auto& f : callbacks) f();
             return;
@@ -155,6 +161,7 @@ private:
     asio::steady_timer poll_{strand_};
     asio::ip::tcp::endpoint local_;
     std::vector<std::function<void()>> on_stopped_;
+    bool stopped_ = false;  // on the strand
 };
 
 server::server(asio::io_context& io, hub& h, server_options options) {

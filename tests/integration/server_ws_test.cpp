@@ -847,7 +847,7 @@ TEST_CASE("rate limit: rate_limited with retry_after_ms, then close 4429 on the 
 // connection's window, so only client_rate - 1 messages are allowed in the
 // first window after the upgrade.
 TEST_CASE("rate limit: client_rate WebSocket messages are allowed right after the upgrade",
-          "[ws][rate][!mayfail]") {
+          "[ws][rate]") {
     server_options o = quick_options();
     o.client_rate = 5;
     o.client_rate_window = 3000ms;
