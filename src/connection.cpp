@@ -185,10 +185,7 @@ void connection::finish_request(bool keep_alive) {
         if (!keep_alive || self->context_->stopping.load()) {
             std::lock_guard<std::mutex> lock(self->queue_mutex_);
             self->finish_after_drain_ = true;
-            if (!self->flush_posted_ && !self->writing_) {
-                self->flush_posted_ = true;
-                asio::post(self->strand_, [self] { self->flush(); });
-            }
+            self->schedule_flush_locked();
             return;
         }
         if (self->transport() != mode::http) return;
@@ -308,14 +305,17 @@ void connection::on_ws_message(ws_message&& message) {
     }
 }
 
+void connection::schedule_flush_locked() {
+    if (flush_posted_ || writing_) return;
+    flush_posted_ = true;
+    asio::post(strand_, [self = shared_from_this()] { self->flush(); });
+}
+
 void connection::send_control(ws_opcode opcode, std::string payload) {
     std::lock_guard<std::mutex> lock(queue_mutex_);
     if (close_stage_ == close_stage::close_sent || close_stage_ == close_stage::finished) return;
     control_.push_back(ws_frame(opcode, payload));
-    if (!flush_posted_ && !writing_) {
-        flush_posted_ = true;
-        asio::post(strand_, [self = shared_from_this()] { self->flush(); });
-    }
+    schedule_flush_locked();
 }
 
 void connection::set_expiry(std::optional<std::chrono::system_clock::time_point> expires_at) {
@@ -360,20 +360,14 @@ void connection::send_event(const publication_ptr& pub, const subscription_ptr& 
         }
     }
     pending_.push_back(std::move(i));
-    if (!flush_posted_ && !writing_) {
-        flush_posted_ = true;
-        asio::post(strand_, [self = shared_from_this()] { self->flush(); });
-    }
+    schedule_flush_locked();
 }
 
 void connection::send_position(const publication_ptr& pub, const subscription_ptr& sub) {
     std::lock_guard<std::mutex> lock(queue_mutex_);
     if (close_stage_ != close_stage::open) return;
     pending_.push_back(item{item_kind::position, false, pub, sub, {}, {}});
-    if (!flush_posted_ && !writing_) {
-        flush_posted_ = true;
-        asio::post(strand_, [self = shared_from_this()] { self->flush(); });
-    }
+    schedule_flush_locked();
 }
 
 void connection::send_text(std::string json) {
@@ -385,30 +379,21 @@ void connection::send_text(std::string json) {
     context_->stats.send_queue_bytes.fetch_add(static_cast<std::int64_t>(size),
                                                std::memory_order_relaxed);
     pending_.push_back(std::move(i));
-    if (!flush_posted_ && !writing_) {
-        flush_posted_ = true;
-        asio::post(strand_, [self = shared_from_this()] { self->flush(); });
-    }
+    schedule_flush_locked();
 }
 
 void connection::send_raw(std::string bytes) {
     std::lock_guard<std::mutex> lock(queue_mutex_);
     if (close_stage_ != close_stage::open) return;
     pending_.push_back(item{item_kind::raw, true, nullptr, nullptr, std::move(bytes), {}});
-    if (!flush_posted_ && !writing_) {
-        flush_posted_ = true;
-        asio::post(strand_, [self = shared_from_this()] { self->flush(); });
-    }
+    schedule_flush_locked();
 }
 
 void connection::send_sse_block(std::string block) {
     std::lock_guard<std::mutex> lock(queue_mutex_);
     if (close_stage_ != close_stage::open) return;
     pending_.push_back(item{item_kind::sse_block, true, nullptr, nullptr, std::move(block), {}});
-    if (!flush_posted_ && !writing_) {
-        flush_posted_ = true;
-        asio::post(strand_, [self = shared_from_this()] { self->flush(); });
-    }
+    schedule_flush_locked();
 }
 
 void connection::set_sse_positions(std::vector<token_position> positions, std::string generation) {
@@ -462,10 +447,7 @@ void connection::close(std::uint16_t code, std::string_view reason) {
     } else {
         finish_after_drain_ = true;
     }
-    if (!flush_posted_ && !writing_) {
-        flush_posted_ = true;
-        asio::post(strand_, [self = shared_from_this()] { self->flush(); });
-    }
+    schedule_flush_locked();
 }
 
 // ---------------------------------------------------------------------------

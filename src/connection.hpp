@@ -147,6 +147,8 @@ private:
     void send_control(ws_opcode opcode, std::string payload);
     std::size_t wire_size(const item& i) const noexcept;
     void slow_consumer_locked();
+    /// Posts one flush unless one is posted or a write is running (queue lock held).
+    void schedule_flush_locked();
     void append_buffers_ws();
     void append_buffers_sse();
     static bool is_close_frame(const std::string& frame) noexcept;
