@@ -12,9 +12,10 @@
 // Every mode checks that every subscriber got every offset exactly once and in
 // order, and exits non-zero otherwise.
 //
-// The server under test runs alone on one thread (its io_context.run()); its
-// CPU time is read from that thread's CPU clock before and after the measured
-// window. The load generator runs on the main thread; its CPU is reported too.
+// The server under test runs alone on one thread (its io_context.run(); the
+// latency mode also runs sluice on two); its CPU time is read from those
+// threads' CPU clocks before and after the measured window. The load generator runs on the main
+// thread; its CPU is reported too.
 //
 // Usage: server_bench [--quick]
 #define ASIO_STANDALONE
@@ -157,10 +158,12 @@ sluice::server_options idle_options() {
     return o;
 }
 
-/// A server running alone on its own thread.
+/// A server running alone on its own threads (`threads` run its io_context;
+/// the baseline always gets one: it is written for a single thread).
 class server_under_test {
 public:
-    server_under_test(server_kind kind, const sluice::server_options& options) {
+    server_under_test(server_kind kind, const sluice::server_options& options,
+                      unsigned threads = 1) {
         if (kind == server_kind::sluice) {
             hub_ = std::make_unique<sluice::hub>(
                 io_.get_executor(),
@@ -175,12 +178,17 @@ public:
             std::fprintf(stderr, "server_bench: %s cannot listen\n", name_of(kind));
             std::exit(2);
         }
-        thread_ = std::thread([this] {
-            tid_.store(static_cast<pid_t>(syscall(SYS_gettid)));
-            io_.run();
-            finished_.store(true);
-        });
-        pthread_getcpuclockid(thread_.native_handle(), &cpu_clock_);
+        if (kind == server_kind::baseline) threads = 1;
+        tids_ = std::vector<std::atomic<pid_t>>(threads);
+        cpu_clocks_.resize(threads);
+        for (unsigned t = 0; t < threads; ++t) {
+            threads_.emplace_back([this, t] {
+                tids_[t].store(static_cast<pid_t>(syscall(SYS_gettid)));
+                io_.run();
+                ++finished_;
+            });
+            pthread_getcpuclockid(threads_.back().native_handle(), &cpu_clocks_[t]);
+        }
     }
 
     ~server_under_test() {
@@ -194,25 +202,36 @@ public:
             }
         });
         // Bounded: a graceful stop that does not finish in 3 s is cut short.
-        for (int i = 0; i < 300 && !finished_.load(); ++i) std::this_thread::sleep_for(10ms);
+        for (int i = 0; i < 300 && finished_.load() < threads_.size(); ++i)
+            std::this_thread::sleep_for(10ms);
         io_.stop();
-        thread_.join();
+        for (auto& t : threads_) t.join();
         server_.reset();
         hub_.reset();
         baseline_.reset();
     }
 
     std::uint16_t port() const { return port_; }
-    /// CPU seconds the server thread has used so far.
-    double cpu() const { return cpu_seconds(cpu_clock_); }
-    /// User and system CPU seconds of the server thread (10 ms resolution).
+    /// CPU seconds the server threads have used so far, together.
+    double cpu() const {
+        double sum = 0;
+        for (auto c : cpu_clocks_) sum += cpu_seconds(c);
+        return sum;
+    }
+    /// User and system CPU seconds of the server threads (10 ms resolution).
     std::pair<double, double> user_sys() const {
-        pid_t tid = tid_.load();
-        while (tid == 0) {
-            std::this_thread::yield();
-            tid = tid_.load();
+        std::pair<double, double> sum{0, 0};
+        for (const auto& t : tids_) {
+            pid_t tid = t.load();
+            while (tid == 0) {
+                std::this_thread::yield();
+                tid = t.load();
+            }
+            auto [user, sys] = thread_user_sys(tid);
+            sum.first += user;
+            sum.second += sys;
         }
-        return thread_user_sys(tid);
+        return sum;
     }
 
 private:
@@ -223,10 +242,10 @@ private:
     std::unique_ptr<sluice::server> server_;
     std::unique_ptr<sluice::bench::baseline_server> baseline_;
     std::uint16_t port_ = 0;
-    std::thread thread_;
-    clockid_t cpu_clock_{};
-    std::atomic<bool> finished_{false};
-    std::atomic<pid_t> tid_{0};
+    std::vector<std::thread> threads_;
+    std::vector<clockid_t> cpu_clocks_;
+    std::atomic<std::size_t> finished_{0};
+    std::vector<std::atomic<pid_t>> tids_;
 };
 
 // ---------------------------------------------------------------------------
@@ -241,6 +260,7 @@ struct stream_config {
     std::size_t window = 64;  ///< un-acked publishes in flight (window mode)
     double rate_hz = 0;       ///< > 0: publish at this fixed rate instead
     std::size_t data_bytes = 100;
+    unsigned server_threads = 1;  ///< threads running the server's io_context
     std::chrono::seconds timeout{60};
 };
 
@@ -263,7 +283,7 @@ struct stream_result {
 class stream_run {
 public:
     explicit stream_run(const stream_config& c)
-        : cfg_(c), sut_(c.kind, loaded_options()), timer_(io_) {
+        : cfg_(c), sut_(c.kind, loaded_options(), c.server_threads), timer_(io_) {
         result_.config = c;
         endpoint_ = asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), sut_.port());
         states_.resize(c.subscribers);
@@ -744,32 +764,41 @@ int main(int argc, char** argv) {
             median(rate[0]), median(rate[1]), fanout_ratio);
     }
 
-    double sluice_p99 = 0;
+    // Latency: each server on one thread, then sluice with its io_context on
+    // two threads (a host may run it on several; the fan-out of one event is
+    // then shared between them).
+    double sluice_p99[2] = {0, 0};  // one thread, two threads
     if (want("latency")) {
         std::printf(
             "\n## Latency (%zu subscribers, %.0f events/s for %.0f s, publish to receive)\n\n",
             latency_subs, latency_rate, static_cast<double>(latency_events) / latency_rate);
         std::printf(
-            "| server | deliveries | p50 ms | p99 ms | max ms | server CPU s (user + sys) | server "
-            "CPU us per "
-            "delivery | load generator CPU s | missing | dup/reordered |\n"
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
-        for (auto kind : kinds) {
+            "| server | server threads | deliveries | p50 ms | p99 ms | max ms | server CPU s "
+            "(user "
+            "+ sys) | server CPU us per delivery | load generator CPU s | missing | dup/reordered "
+            "|\n"
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+        std::vector<std::pair<server_kind, unsigned>> runs;
+        for (auto kind : kinds) runs.emplace_back(kind, 1u);
+        if (only_server.empty() || only_server == "sluice")
+            runs.emplace_back(server_kind::sluice, 2u);
+        for (auto [kind, threads] : runs) {
             stream_config c;
             c.kind = kind;
             c.subscribers = latency_subs;
             c.events = latency_events;
             c.rate_hz = latency_rate;
+            c.server_threads = threads;
             c.timeout = timeout;
             auto r = run_stream(c);
             ok &= report_failures(name_of(kind), r.failures) && r.correct();
             std::sort(r.latencies_ns.begin(), r.latencies_ns.end());
             double p99 = percentile_ms(r.latencies_ns, 0.99);
-            if (kind == server_kind::sluice) sluice_p99 = p99;
+            if (kind == server_kind::sluice) sluice_p99[threads == 1 ? 0 : 1] = p99;
             std::printf(
-                "| %s | %llu | %.3f | %.3f | %.3f | %.3f (%.2f + %.2f) | %.2f | %.3f | %llu | %llu "
-                "|\n",
-                name_of(kind), static_cast<unsigned long long>(r.delivered),
+                "| %s | %u | %llu | %.3f | %.3f | %.3f | %.3f (%.2f + %.2f) | %.2f | %.3f | %llu | "
+                "%llu |\n",
+                name_of(kind), threads, static_cast<unsigned long long>(r.delivered),
                 percentile_ms(r.latencies_ns, 0.50), p99,
                 r.latencies_ns.empty() ? 0.0 : static_cast<double>(r.latencies_ns.back()) / 1e6,
                 r.server_cpu, r.server_user, r.server_sys,
@@ -806,8 +835,12 @@ int main(int argc, char** argv) {
                     fanout_ratio, yes(fanout_ratio >= 3));
     }
     if (want("latency")) {
-        std::printf("| p99 publish-to-receive < 10 ms at 50 events/s | %.3f ms | %s |\n",
-                    sluice_p99, yes(sluice_p99 < 10));
+        for (int t = 0; t < 2; ++t) {
+            std::printf(
+                "| p99 publish-to-receive < 10 ms at 50 events/s (%d server thread%s) | %.3f ms | "
+                "%s |\n",
+                t + 1, t ? "s" : "", sluice_p99[t], yes(sluice_p99[t] < 10));
+        }
     }
     if (want("idle"))
         std::printf(

@@ -454,44 +454,68 @@ void connection::close(std::uint16_t code, std::string_view reason) {
 // The writer
 
 void connection::flush() {
-    if (terminated_) return;
-    bool have_batch;
-    {
-        std::lock_guard<std::mutex> lock(queue_mutex_);
-        flush_posted_ = false;
-        if (writing_) return;
-        batch_.swap(pending_);
-        batch_control_.swap(control_);
-        inflight_bytes_ = pending_bytes_;
-        oldest_inflight_ = oldest_pending_;
-        pending_bytes_ = 0;
-        oldest_pending_ = {};
-        have_batch = !batch_.empty() || !batch_control_.empty();
-        writing_ = have_batch;
-    }
-    if (!have_batch) return finish_if_drained();
+    // Each turn writes one batch; a batch written at once (or with nothing to
+    // write) lets the loop take the next one without going through a handler.
+    while (!terminated_) {
+        bool have_batch;
+        {
+            std::lock_guard<std::mutex> lock(queue_mutex_);
+            flush_posted_ = false;
+            if (writing_) return;
+            batch_.swap(pending_);
+            batch_control_.swap(control_);
+            inflight_bytes_ = pending_bytes_;
+            oldest_inflight_ = oldest_pending_;
+            pending_bytes_ = 0;
+            oldest_pending_ = {};
+            have_batch = !batch_.empty() || !batch_control_.empty();
+            writing_ = have_batch;
+        }
+        if (!have_batch) return finish_if_drained();
 
-    buffers_.clear();
-    scratch_.clear();
-    if (transport() == mode::websocket) {
-        append_buffers_ws();
-    } else {
-        append_buffers_sse();
-    }
-    if (buffers_.empty()) {
-        // Only position updates: nothing to write.
-        on_written({});
+        buffers_.clear();
+        scratch_.clear();
+        if (transport() == mode::websocket) {
+            append_buffers_ws();
+        } else {
+            append_buffers_sse();
+        }
+        // Most batches fit in the socket's send buffer: write them now (the
+        // socket is non-blocking) and skip the asynchronous operation, its
+        // completion handler and the send-age deadline. Only what does not fit
+        // waits. An empty batch (only position updates) completes at once.
+        std::error_code write_error;
+        std::size_t written = buffers_.empty() ? 0 : socket_.write_some(buffers_, write_error);
+        if (write_error && write_error != asio::error::would_block) {
+            finish_batch(write_error);
+            return;
+        }
+        if (written == asio::buffer_size(buffers_)) {
+            if (!finish_batch({})) return;
+            continue;
+        }
+        consume_written(written);
+        if (is_set(oldest_inflight_)) {
+            earliest(age_deadline_, oldest_inflight_ + context_->options.send_timeout);
+            rearm();
+        }
+        asio::async_write(socket_, buffers_,
+                          asio::bind_executor(strand_, [self = shared_from_this()](
+                                                           const std::error_code& ec, std::size_t) {
+                              if (self->finish_batch(ec)) self->flush();
+                          }));
         return;
     }
-    if (is_set(oldest_inflight_)) {
-        earliest(age_deadline_, oldest_inflight_ + context_->options.send_timeout);
-        rearm();
+}
+
+void connection::consume_written(std::size_t bytes) {
+    auto first = buffers_.begin();
+    while (first != buffers_.end() && bytes >= first->size()) {
+        bytes -= first->size();
+        ++first;
     }
-    asio::async_write(socket_, buffers_,
-                      asio::bind_executor(strand_, [self = shared_from_this()](
-                                                       const std::error_code& ec, std::size_t) {
-                          self->on_written(ec);
-                      }));
+    if (first != buffers_.end()) *first += bytes;
+    buffers_.erase(buffers_.begin(), first);
 }
 
 bool connection::is_close_frame(const std::string& frame) noexcept {
@@ -620,9 +644,12 @@ void connection::append_buffers_sse() {
     finish_gather();
 }
 
-void connection::on_written(const std::error_code& ec) {
-    if (terminated_) return;
-    if (ec) return abort();
+bool connection::finish_batch(const std::error_code& ec) {
+    if (terminated_) return false;
+    if (ec) {
+        abort();
+        return false;
+    }
     // Account the deliveries of this batch.
     auto now = clock::now();
     std::uint64_t delivered = 0;
@@ -652,13 +679,16 @@ void connection::on_written(const std::error_code& ec) {
     age_deadline_ = {};
     if (sent_close) {
         context_->stats.count_close(close_code_);
-        if (peer_closed_) return terminate();
+        if (peer_closed_) {
+            terminate();
+            return false;
+        }
         // Wait for the peer's close frame, then end (RFC 6455 7.1.1).
         close_deadline_ = clock::now() + context_->options.close_timeout;
         rearm();
-        return;
+        return false;
     }
-    flush();
+    return true;
 }
 
 void connection::finish_if_drained() {

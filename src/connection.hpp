@@ -139,7 +139,9 @@ private:
     bool on_ws_bytes(std::uint8_t* data, std::size_t size);
     void on_ws_message(ws_message&& message);
     void flush();
-    void on_written(const std::error_code& ec);
+    /// Accounts a written batch (or fails the connection on `ec`); true when
+    /// the writer may go on with the next batch.
+    bool finish_batch(const std::error_code& ec);
     void finish_if_drained();
     void rearm();
     void abort();
@@ -151,6 +153,8 @@ private:
     void schedule_flush_locked();
     void append_buffers_ws();
     void append_buffers_sse();
+    /// Drops the first `bytes` of buffers_ (a partial write).
+    void consume_written(std::size_t bytes);
     static bool is_close_frame(const std::string& frame) noexcept;
     void gather(std::string_view bytes);
     void extend_scratch_segment();
