@@ -4,8 +4,9 @@
 # installs the changelog and licence beside the package.
 
 # Features (the vcpkg port and the Conan recipe map their `redis` and `tls`
-# features to these). Until the Redis backplane and TLS listeners land, the
-# options change nothing but what the package records.
+# features to these). SLUICE_WITH_REDIS builds the Redis backplane (src/redis/,
+# hiredis, found again by sluiceConfig.cmake for a static library); until TLS
+# listeners land, SLUICE_WITH_TLS changes nothing but what the package records.
 if(SLUICE_WITH_REDIS)
   set(SLUICE_PACKAGE_WITH_REDIS ON)
 else()
@@ -26,9 +27,9 @@ else()
   set(SLUICE_LIBRARY_KIND "an interface library")
 endif()
 
-# sluice.pc. A static libsluice needs libcrypto (and hiredis) when the
+# sluice.pc. A static libsluice needs libssl, libcrypto (and hiredis) when the
 # consumer links, so they go to Requires; for a shared one they are private.
-set(_sluice_pc_deps libcrypto)
+set(_sluice_pc_deps libssl libcrypto)
 if(SLUICE_PACKAGE_WITH_REDIS)
   list(APPEND _sluice_pc_deps hiredis)
 endif()
