@@ -15,6 +15,7 @@ public:
     explicit impl(std::shared_ptr<detail::hub_core> core) : core_(std::move(core)) {}
     ~impl() {
         core_->shutdown();
+        core_->stop_backplane();
         core_->release_connections();
     }
     const std::shared_ptr<detail::hub_core>& core() const noexcept { return core_; }

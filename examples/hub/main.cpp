@@ -9,10 +9,12 @@
 
 #include <asio/io_context.hpp>
 #include <asio/signal_set.hpp>
+#include <asio/steady_timer.hpp>
 
 #include <charconv>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <iostream>
 #include <optional>
 #include <string>
@@ -29,6 +31,7 @@ struct settings {
     bool allow_publish = false;
     bool demo = false;
     std::string redis;
+    sluice::redis_options redis_options;
 };
 
 const char* const usage =
@@ -110,6 +113,13 @@ settings parse(int argc, char** argv) {
             s.server.allowed_origins.emplace_back(value());
         } else if (flag == "--redis") {
             s.redis = std::string(value());
+            auto colon = s.redis.rfind(':');
+            if (colon == std::string::npos || colon == 0)
+                bad_flag("--redis needs HOST:PORT, not '" + s.redis + "'");
+            s.redis_options.host = s.redis.substr(0, colon);
+            auto port = parse_count(flag, std::string_view(s.redis).substr(colon + 1), 1);
+            if (port > 65535) bad_flag("--redis: the port must be 1-65535");
+            s.redis_options.port = static_cast<std::uint16_t>(port);
         } else if (flag == "--static") {
             s.server.static_dir = std::string(value());
         } else if (flag == "--demo") {
@@ -143,8 +153,9 @@ settings parse(int argc, char** argv) {
 
 int main(int argc, char** argv) {
     settings s = parse(argc, argv);
-    if (!s.redis.empty()) {
-        std::cerr << "sluice-hub: --redis: this build has no Redis backplane yet\n";
+    if (!s.redis.empty() && !sluice::hub::redis_supported()) {
+        std::cerr << "sluice-hub: --redis: this build has no Redis backplane "
+                     "(configure with -DSLUICE_WITH_REDIS=ON)\n";
         return 2;
     }
     asio::io_context io;
@@ -157,7 +168,11 @@ int main(int argc, char** argv) {
         policy = std::make_shared<sluice::jwt_policy>(jwt);
     }
     try {
-        sluice::hub hub(io.get_executor(), policy, s.hub);
+        std::optional<sluice::hub> clustered;
+        if (!s.redis.empty()) clustered.emplace(io.get_executor(), policy, s.hub, s.redis_options);
+        std::optional<sluice::hub> alone;
+        if (s.redis.empty()) alone.emplace(io.get_executor(), policy, s.hub);
+        sluice::hub& hub = clustered ? *clustered : *alone;
         hub.on_log([](sluice::log_level level, std::string_view message) {
             if (level >= sluice::log_level::warning) std::cerr << "sluice-hub: " << message << "\n";
         });
@@ -179,7 +194,29 @@ int main(int argc, char** argv) {
             server.stop([&] { io.stop(); });
         });
         auto endpoint = server.local_endpoint();
-        std::cout << "listening on " << s.host << ":" << endpoint.port() << std::endl;
+        auto announce = [&] {
+            std::cout << "listening on " << s.host << ":" << endpoint.port() << std::endl;
+        };
+        // With --redis: once joined, or after 5 s in degraded mode.
+        asio::steady_timer joining(io);
+        const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+        std::function<void()> wait_joined = [&] {
+            if (hub.backplane_up() || std::chrono::steady_clock::now() >= give_up) {
+                if (!hub.backplane_up())
+                    std::cerr << "sluice-hub: Redis at " << s.redis
+                              << " unreachable; serving in degraded mode\n";
+                return announce();
+            }
+            joining.expires_after(std::chrono::milliseconds(20));
+            joining.async_wait([&](const std::error_code& ec) {
+                if (!ec) wait_joined();
+            });
+        };
+        if (s.redis.empty()) {
+            announce();
+        } else {
+            wait_joined();
+        }
         io.run();
     } catch (const std::exception& e) {
         std::cerr << "sluice-hub: " << e.what() << "\n";

@@ -1,5 +1,6 @@
 // sluice/hub.hpp: the hub, the protocol state of a sluice server: the router,
-// filters, per-topic history and idempotency, the auth policy and the metrics.
+// filters, per-topic history and idempotency, the auth policy and the metrics;
+// alone (in memory) or as one member of a cluster of hubs joined by Redis.
 //
 // One hub serves any number of `sluice::server`s (listening ports). All of its
 // state lives on one strand of the executor it is given; the host's threads
@@ -65,6 +66,18 @@ public:
     /// out of range.
     hub(asio::any_io_executor executor, std::shared_ptr<const auth_policy> policy,
         hub_options options = {});
+    /// A hub that joins the cluster of every hub using the same Redis
+    /// (PROTOCOL.md section 9; see `redis_options`). It connects at once and
+    /// keeps reconnecting; until Redis answers (`backplane_up()`), publishes
+    /// fail with `unavailable`. Throws std::invalid_argument as above, for
+    /// `redis` options out of range, and when sluice was built without Redis
+    /// support (`redis_supported()` is false).
+    ///
+    ///     sluice::redis_options redis;
+    ///     redis.port = 6380;
+    ///     sluice::hub hub(io.get_executor(), policy, {}, redis);
+    hub(asio::any_io_executor executor, std::shared_ptr<const auth_policy> policy,
+        hub_options options, redis_options redis);
     ~hub();
     hub(const hub&) = delete;
     hub& operator=(const hub&) = delete;
@@ -106,6 +119,19 @@ public:
 
     /// Number of WebSocket and SSE connections currently open.
     std::size_t connection_count() const noexcept;
+
+    /// True when the backplane answers: always for the in-memory hub; with
+    /// Redis, when the hub's probes come back through its pub/sub
+    /// subscription (what `/health` and `sluice_backplane_up` report).
+    bool backplane_up() const noexcept;
+
+    /// The `/health` answer (PROTOCOL.md section 1): status, backplane
+    /// (`memory`, `up` or `down`) and the connection counts.
+    std::string health_json() const;
+
+    /// True when this build of sluice has the Redis backplane
+    /// (CMake option SLUICE_WITH_REDIS).
+    static bool redis_supported() noexcept;
 
     /// @cond internal
     // Internal: the implementation the servers use.

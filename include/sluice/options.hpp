@@ -1,5 +1,5 @@
-// sluice/options.hpp: the options of the hub and the server, with the defaults
-// of PROTOCOL.md (sections 3.3, 4 and 8).
+// sluice/options.hpp: the options of the hub, of its Redis backplane and of
+// the server, with the defaults of PROTOCOL.md (sections 3.3, 4, 8 and 9).
 //
 // Plain structs: set the members you care about, keep the rest. Every duration
 // is a std::chrono duration; fractions of a second work (`ping_interval =
@@ -18,6 +18,10 @@
 namespace sluice {
 
 /// What the hub keeps and how it answers (the protocol state, PROTOCOL.md 3.2).
+/// With a Redis backplane the retention settings apply to what Redis keeps:
+/// `history_size` bounds each topic's stream, `history_ttl` is the stream's
+/// TTL, `position_ttl` the TTL of the topic's epoch and top offset, and
+/// `idempotency_ttl` that of the remembered keys (cluster-wide).
 struct hub_options {
     /// Events kept per topic for recovery (`--history`); 0 keeps none, while
     /// every topic's position is still kept.
@@ -38,6 +42,65 @@ struct hub_options {
     std::chrono::milliseconds idempotency_ttl = std::chrono::seconds(300);
     /// Bound on remembered idempotency keys (oldest forgotten first).
     std::size_t idempotency_max_keys = 100'000;
+};
+
+/// Where and how a hub joins a cluster through Redis (PROTOCOL.md section 9;
+/// `sluice-hub --redis HOST:PORT`). Give it to the hub's constructor; hubs
+/// with the same Redis (address, `database`, `key_prefix`) form one cluster:
+/// a publish on any of them reaches the subscribers of all, every topic has
+/// one sequence of offsets and one epoch, and a client may resume on any hub.
+///
+/// The hub keeps two connections to Redis (commands, and pub/sub) on the
+/// executor it is given, and judges Redis up only when the probe it
+/// publishes every `probe_interval` comes back through its own pub/sub
+/// subscription within `probe_timeout`. While Redis is down, publishes fail
+/// with `errc::unavailable` (HTTP 503); subscribers stay connected, and when
+/// Redis returns the hub fills their gaps from the Redis streams.
+///
+///     sluice::redis_options redis;
+///     redis.host = "10.0.0.5";
+///     redis.port = 6379;
+///     sluice::hub hub(io.get_executor(), policy, {}, redis);
+///
+/// Thread-safety: plain data.
+struct redis_options {
+    /// IP address or host name of the Redis server (a name is resolved by
+    /// the system resolver, blocking, at each connection attempt).
+    std::string host = "127.0.0.1";
+    /// Its TCP port.
+    std::uint16_t port = 6379;
+    /// `AUTH` password; empty: no AUTH.
+    std::string password;
+    /// `AUTH` user name (Redis 6 ACLs), used only with a password; empty: the
+    /// default user.
+    std::string username;
+    /// The database number (`SELECT`); every hub of a cluster must use the same.
+    int database = 0;
+    /// Prefix of every key and channel the hub uses (`sluice:`); clusters
+    /// sharing one Redis database are told apart by it.
+    std::string key_prefix = "sluice:";
+    /// Time for a TCP connection to Redis to be established (and AUTH/SELECT
+    /// answered).
+    std::chrono::milliseconds connect_timeout = std::chrono::seconds(2);
+    /// Time for Redis to answer one command; past it the connection is
+    /// dropped and re-established.
+    std::chrono::milliseconds command_timeout = std::chrono::seconds(2);
+    /// How often the hub publishes a probe to itself through Redis.
+    std::chrono::milliseconds probe_interval = std::chrono::seconds(1);
+    /// Redis is down when no probe came back for this long (more than
+    /// `probe_interval`).
+    std::chrono::milliseconds probe_timeout = std::chrono::seconds(3);
+    /// First delay before reconnecting after a failure (> 0); it doubles
+    /// (with full jitter) up to `reconnect_max_delay`.
+    std::chrono::milliseconds reconnect_initial_delay = std::chrono::milliseconds(100);
+    /// The longest delay between two reconnection attempts.
+    std::chrono::milliseconds reconnect_max_delay = std::chrono::seconds(2);
+    /// Consecutive failed commands (errors, timeouts; >= 1) after which the command
+    /// path's circuit breaker opens: publishes fail at once with
+    /// `unavailable` for `breaker_open_duration`, then one trial is let through.
+    std::size_t breaker_failures = 5;
+    /// How long the breaker stays open after it trips.
+    std::chrono::milliseconds breaker_open_duration = std::chrono::seconds(1);
 };
 
 /// Limits and behaviour of the transport (one listening port).
