@@ -5,7 +5,7 @@ part, with the command that produced it)."""
 import pathlib
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-ORDER = ["server", "resilience", "limiter", "routing", "history", "outbox"]
+ORDER = ["plots", "server", "resilience", "limiter", "routing", "history", "outbox"]
 INTRO = """# Benchmarks
 
 Every figure here comes from a program in `benchmarks/` (each section gives the
@@ -14,7 +14,8 @@ test; the figures are from full runs on the project's 2-core machine, which is
 shared and noisy, so every section compares against a baseline measured in the
 same run, and the targets are judged by those ratios, never by timed unit tests.
 Regenerate this page with `scripts/merge_benchmarks.py` after updating a part in
-`docs/benchmarks.d/`.
+`docs/benchmarks.d/`; `scripts/plot_benchmarks.py` redraws the plots from the parts
+(and runs this script).
 
 """
 
