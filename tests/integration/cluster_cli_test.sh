@@ -16,60 +16,15 @@ set -u
 hub=${1:?usage: cluster_cli_test.sh /path/to/sluice-hub [/path/to/redis-server]}
 redis_server=${2:-/usr/bin/redis-server}
 run_sh="$(cd "$(dirname "$0")/../.." && pwd)/examples/cluster/run.sh"
-for f in "$hub" "$redis_server" "$run_sh"; do
-    if [[ ! -x $f ]]; then
-        echo "cluster_cli_test: not an executable: $f" >&2
-        exit 1
-    fi
-done
+# shellcheck source-path=SCRIPTDIR source=cli_common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/cli_common.sh"
+require_executables "$hub" "$redis_server" "$run_sh"
 
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); echo "ok - $1"; }
-not_ok() { failed=$((failed + 1)); echo "not ok - $1${2:+: $2}"; }
-check() { # check NAME COMMAND...
-    local name=$1
-    shift
-    if "$@"; then ok "$name"; else not_ok "$name"; fi
-}
-# eventually SECONDS COMMAND...: polls COMMAND every 0.1 s until it succeeds.
-eventually() {
-    local limit=$1
-    shift
-    for _ in $(seq $((limit * 10))); do
-        "$@" && return 0
-        sleep 0.1
-    done
-    "$@"
-}
-
-# http PORT REQUEST: sends REQUEST (printf %b escapes) and prints the answer
-# (the request should say Connection: close).
-http() {
-    local fd
-    { exec {fd}<>"/dev/tcp/127.0.0.1/$1"; } 2>/dev/null || return 1
-    printf '%b' "$2" >&"$fd"
-    timeout 5 cat <&"$fd"
-    exec {fd}>&-
-}
-health() { http "$1" 'GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'; }
 health_is() { # health_is PORT STATUS BACKPLANE
     local h
     h=$(health "$1") || return 1
     grep -q '^HTTP/1.1 200' <<<"$h" && grep -q "\"status\":\"$2\"" <<<"$h" &&
         grep -q "\"backplane\":\"$3\"" <<<"$h"
-}
-publish() { # publish PORT TOPIC DATA -> the whole answer
-    local body="{\"topic\":\"$2\",\"data\":$3}"
-    http "$1" "POST /publish HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${#body}\r\n\r\n$body"
 }
 json_field() { # json_field NAME <<<JSON: a number or string field's value
     sed -n "s/.*\"$1\":\"\{0,1\}\([^\",}]*\).*/\1/p" | head -n1
@@ -87,8 +42,7 @@ run_pid=$!
 pids+=("$run_pid")
 if ! eventually 40 grep -q '^Ctrl-C stops everything' "$tmp/run.out"; then
     not_ok "run.sh starts the cluster" "$(cat "$tmp/run.out" "$tmp/run.err")"
-    echo
-    echo "$passed passed, $failed failed"
+    summary
     exit 1
 fi
 ok "run.sh starts the cluster"
@@ -190,15 +144,7 @@ check "the SSE stream of hub B was never closed" kill -0 "$sse_pid"
 
 # 7. SIGTERM to run.sh stops the hubs (and its Redis) and exits 0.
 kill -TERM "$run_pid"
-status=timeout
-for _ in $(seq 200); do
-    if ! kill -0 "$run_pid" 2>/dev/null; then
-        wait "$run_pid"
-        status=$?
-        break
-    fi
-    sleep 0.1
-done
+wait_exit "$run_pid" 20
 check "run.sh exits 0 on SIGTERM (got $status)" test "$status" = 0
 check "hub A is gone" eventually 5 bash -c "! kill -0 $hub_a_pid 2>/dev/null"
 check "hub B is gone" eventually 5 bash -c "! kill -0 $hub_b_pid 2>/dev/null"
@@ -207,6 +153,4 @@ exec {sse}>&-
 kill -TERM "$redis2_pid" 2>/dev/null
 eventually 5 bash -c "! kill -0 $redis2_pid 2>/dev/null" && wait "$redis2_pid" 2>/dev/null
 
-echo
-echo "$passed passed, $failed failed"
-[[ $failed == 0 ]]
+summary

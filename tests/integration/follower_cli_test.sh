@@ -12,88 +12,12 @@ set -u
 
 hub=${1:?usage: follower_cli_test.sh /path/to/sluice-hub /path/to/sluice-follow}
 follow=${2:?usage: follower_cli_test.sh /path/to/sluice-hub /path/to/sluice-follow}
-for exe in "$hub" "$follow"; do
-    if [[ ! -x $exe ]]; then
-        echo "follower_cli_test: not an executable: $exe" >&2
-        exit 1
-    fi
-done
-
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); echo "ok - $1"; }
-not_ok() { failed=$((failed + 1)); echo "not ok - $1${2:+: $2}"; }
-check() { # check NAME COMMAND...
-    local name=$1
-    shift
-    if "$@"; then ok "$name"; else not_ok "$name"; fi
-}
-
-# start_hub NAME LISTEN: runs the hub in the background; sets hub_pid and
-# hub_port once it printed its line (false if it did not within 10 s).
-start_hub() {
-    local name=$1 listen=$2
-    "$hub" --listen "$listen" --allow-publish >"$tmp/$name.out" 2>"$tmp/$name.err" &
-    hub_pid=$!
-    pids+=("$hub_pid")
-    hub_port=
-    for _ in $(seq 100); do
-        if grep -q '^listening on ' "$tmp/$name.out" 2>/dev/null; then
-            hub_port=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' "$tmp/$name.out" | head -n1)
-            return 0
-        fi
-        kill -0 "$hub_pid" 2>/dev/null || return 1
-        sleep 0.1
-    done
-    return 1
-}
-
-# wait_exit PID SECONDS: sets `status` to the exit status, or "timeout".
-wait_exit() {
-    local pid=$1 limit=$2
-    for _ in $(seq $((limit * 10))); do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            wait "$pid"
-            status=$?
-            return
-        fi
-        sleep 0.1
-    done
-    status=timeout
-}
-
-# wait_for SECONDS COMMAND...: true once COMMAND succeeds, false after SECONDS.
-wait_for() {
-    local limit=$1
-    shift
-    for _ in $(seq $((limit * 10))); do
-        "$@" && return 0
-        sleep 0.1
-    done
-    "$@"
-}
+# shellcheck source-path=SCRIPTDIR source=cli_common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/cli_common.sh"
+require_executables "$hub" "$follow"
 
 lines_at_least() { [[ $(grep -c '' "$1" 2>/dev/null) -ge $2 ]]; }
 matches_at_least() { [[ $(grep -c -- "$2" "$1" 2>/dev/null) -ge $3 ]]; }
-
-# publish PORT TOPIC I: POST /publish {"topic":TOPIC,"data":{"i":I}}; true on 200.
-publish() {
-    local body="{\"topic\":\"$2\",\"data\":{\"i\":$3}}" fd answer
-    exec {fd}<>"/dev/tcp/127.0.0.1/$1" || return 1
-    printf 'POST /publish HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s' \
-        "${#body}" "$body" >&"$fd"
-    answer=$(timeout 5 cat <&"$fd")
-    exec {fd}>&-
-    grep -q '^HTTP/1.1 200' <<<"$answer"
-}
 
 # ---------------------------------------------------------------------------
 # 1. Bad arguments -> 2 with a message
@@ -119,9 +43,9 @@ done
 
 # ---------------------------------------------------------------------------
 # 2. Follow through a hub restart, for each transport
-if ! start_hub hub1 127.0.0.1:0; then
+if ! start_hub hub1 --listen 127.0.0.1:0 --allow-publish; then
     not_ok "the hub starts" "$(cat "$tmp/hub1.err")"
-    echo "$passed passed, $failed failed"
+    summary
     exit 1
 fi
 port=$hub_port
@@ -139,22 +63,22 @@ for mode in ws sse; do
     fpid=$!
     pids+=("$fpid")
 
-    check "$mode: subscribed" wait_for 15 matches_at_least "$err" "^subscribed: $topic " 1
+    check "$mode: subscribed" eventually 15 matches_at_least "$err" "^subscribed: $topic " 1
     for i in 1 2 3 4 5; do
-        publish "$port" "$topic" "$i" || not_ok "$mode: publish $i"
+        publish_ok "$port" "$topic" "{\"i\":$i}" || not_ok "$mode: publish $i"
     done
-    check "$mode: 5 events on stdout" wait_for 15 lines_at_least "$out" 5
+    check "$mode: 5 events on stdout" eventually 15 lines_at_least "$out" 5
 
     # The hub goes away and comes back on the same port: a new in-memory hub,
     # so a new epoch.
     kill -TERM "$hub_pid"
     wait_exit "$hub_pid" 10
     check "$mode: the hub exits 0 (got $status)" test "$status" = 0
-    check "$mode: the follower notices (reconnecting)" wait_for 15 matches_at_least "$err" '^state: reconnecting' 1
+    check "$mode: the follower notices (reconnecting)" eventually 15 matches_at_least "$err" '^state: reconnecting' 1
     generation=$((generation + 1))
     started=
     for _ in $(seq 50); do # the port may linger a moment
-        if start_hub "hub$generation" "127.0.0.1:$port"; then
+        if start_hub "hub$generation" --listen "127.0.0.1:$port" --allow-publish; then
             started=1
             break
         fi
@@ -164,12 +88,12 @@ for mode in ws sse; do
         not_ok "$mode: the hub restarts on port $port" "$(cat "$tmp/hub$generation.err")"
         break
     fi
-    check "$mode: subscribed again" wait_for 30 matches_at_least "$err" "^subscribed: $topic " 2
+    check "$mode: subscribed again" eventually 30 matches_at_least "$err" "^subscribed: $topic " 2
     check "$mode: the new epoch is reported recovered=false" grep -q "^recovered=false: $topic " "$err"
     for i in 6 7 8 9 10; do
-        publish "$port" "$topic" "$i" || not_ok "$mode: publish $i"
+        publish_ok "$port" "$topic" "{\"i\":$i}" || not_ok "$mode: publish $i"
     done
-    check "$mode: 10 events on stdout" wait_for 15 lines_at_least "$out" 10
+    check "$mode: 10 events on stdout" eventually 15 lines_at_least "$out" 10
 
     kill -INT "$fpid"
     wait_exit "$fpid" 10
@@ -195,7 +119,7 @@ done
 "$follow" "ws://127.0.0.1:$port/ws" term:1 >"$tmp/term.out" 2>"$tmp/term.err" &
 fpid=$!
 pids+=("$fpid")
-check "SIGTERM: subscribed" wait_for 15 matches_at_least "$tmp/term.err" '^subscribed: term:1 ' 1
+check "SIGTERM: subscribed" eventually 15 matches_at_least "$tmp/term.err" '^subscribed: term:1 ' 1
 kill -TERM "$fpid"
 wait_exit "$fpid" 10
 check "SIGTERM exits 0 (got $status)" test "$status" = 0
@@ -203,6 +127,4 @@ check "SIGTERM exits 0 (got $status)" test "$status" = 0
 kill -TERM "$hub_pid" 2>/dev/null
 wait_exit "$hub_pid" 10
 
-echo
-echo "$passed passed, $failed failed"
-[[ $failed == 0 ]]
+summary

@@ -9,73 +9,9 @@
 set -u
 
 hub=${1:?usage: hub_cli_test.sh /path/to/sluice-hub}
-if [[ ! -x $hub ]]; then
-    echo "hub_cli_test: not an executable: $hub" >&2
-    exit 1
-fi
-
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); echo "ok - $1"; }
-not_ok() { failed=$((failed + 1)); echo "not ok - $1${2:+: $2}"; }
-check() { # check NAME COMMAND...
-    local name=$1
-    shift
-    if "$@"; then ok "$name"; else not_ok "$name"; fi
-}
-
-# start_hub NAME ARGS...: runs the hub in the background; sets hub_pid and
-# hub_port once it printed its line (hub_port empty if it did not within 10 s).
-start_hub() {
-    local name=$1
-    shift
-    "$hub" "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" &
-    hub_pid=$!
-    pids+=("$hub_pid")
-    hub_port=
-    for _ in $(seq 100); do
-        if grep -q '^listening on ' "$tmp/$name.out" 2>/dev/null; then
-            hub_port=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' "$tmp/$name.out" | head -n1)
-            return 0
-        fi
-        kill -0 "$hub_pid" 2>/dev/null || return 1
-        sleep 0.1
-    done
-    return 1
-}
-
-# wait_exit PID SECONDS: sets `status` to the exit status, or "timeout".
-# (Not in a subshell: only the parent shell can wait for its children.)
-wait_exit() {
-    local pid=$1 limit=$2
-    for _ in $(seq $((limit * 10))); do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            wait "$pid"
-            status=$?
-            return
-        fi
-        sleep 0.1
-    done
-    status=timeout
-}
-
-# http PORT REQUEST: sends REQUEST (printf %b escapes) and prints the answer
-# (the request should say Connection: close).
-http() {
-    local fd
-    exec {fd}<>"/dev/tcp/127.0.0.1/$1" || return 1
-    printf '%b' "$2" >&"$fd"
-    timeout 5 cat <&"$fd"
-    exec {fd}>&-
-}
+# shellcheck source-path=SCRIPTDIR source=cli_common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/cli_common.sh"
+require_executables "$hub"
 
 # ---------------------------------------------------------------------------
 # 1. Port 0, the listening line, /health, SIGTERM -> 0
@@ -83,7 +19,7 @@ if start_hub main --listen 127.0.0.1:0; then
     ok "prints 'listening on 127.0.0.1:PORT'"
     check "the printed port is not 0" test -n "$hub_port" -a "${hub_port:-0}" != 0
     check "prints the line once" test "$(grep -c '^listening on' "$tmp/main.out")" = 1
-    health=$(http "$hub_port" 'GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+    health=$(health "$hub_port")
     check "/health answers 200" grep -q '^HTTP/1.1 200' <<<"$health"
     check "/health says ok" grep -q '"status":"ok"' <<<"$health"
     pub=$(http "$hub_port" 'POST /publish HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: 24\r\n\r\n{"topic":"a","data":1}  ')
@@ -180,6 +116,4 @@ for flags in "${bad_flags[@]}"; do
     check "bad flag '$flags' says why on stderr" test -s "$tmp/bad.err"
 done
 
-echo
-echo "$passed passed, $failed failed"
-[[ $failed == 0 ]]
+summary
