@@ -26,6 +26,7 @@
 #include "../tests/support/redis_server.hpp"
 #include "bench.hpp"
 #include "loadgen_client.hpp"
+#include "stream_run.hpp"
 
 #include <sluice/server.hpp>
 
@@ -58,7 +59,12 @@
 namespace {
 
 using namespace std::chrono_literals;
-using sluice::bench::loadgen::client;
+using sluice::bench::cpu_seconds;
+using sluice::bench::load_average;
+using sluice::bench::loaded_options;
+using sluice::bench::median;
+using sluice::bench::percentile_ms;
+using sluice::bench::raise_nofile_limit;
 using steady = std::chrono::steady_clock;
 
 enum class setup { memory, redis_same, redis_cross };
@@ -72,63 +78,11 @@ const char* name_of(setup s) {
     return "?";
 }
 
-double cpu_seconds(clockid_t clock) {
-    timespec ts{};
-    clock_gettime(clock, &ts);
-    return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-}
-
-std::int64_t now_ns() {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(steady::now().time_since_epoch())
-        .count();
-}
-
 /// User + system CPU seconds of process `pid` (fields 14 and 15 of its stat).
 double process_cpu(pid_t pid) {
     if (pid <= 0) return 0;
-    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    auto close_paren = stat.rfind(')');
-    if (close_paren == std::string::npos) return 0;
-    const char* p = stat.c_str() + close_paren + 2;
-    unsigned long long utime = 0, stime = 0;
-    for (int field = 3; field <= 15 && p; ++field) {
-        if (field == 14) utime = std::strtoull(p, nullptr, 10);
-        if (field == 15) stime = std::strtoull(p, nullptr, 10);
-        p = std::strchr(p, ' ');
-        if (p) ++p;
-    }
-    return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
-}
-
-std::string load_average() {
-    std::ifstream in("/proc/loadavg");
-    std::string a, b, c;
-    in >> a >> b >> c;
-    return a + " " + b + " " + c;
-}
-
-void raise_nofile_limit() {
-    rlimit rl{};
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-    }
-}
-
-/// As server_bench: defaults, except that one IP may open many connections at
-/// once, the publisher is not throttled, queues hold a whole run and no ping
-/// falls due during one.
-sluice::server_options loaded_options() {
-    sluice::server_options o;
-    o.client_rate = 1000;
-    o.client_rate_window = 10ms;
-    o.max_queue_bytes = std::size_t{64} << 20;
-    o.send_timeout = 60s;
-    o.ping_interval = 600s;
-    o.handshake_rate = 1000;
-    o.handshake_window = 1ms;
-    return o;
+    auto [user, sys] = sluice::bench::stat_user_sys("/proc/" + std::to_string(pid) + "/stat");
+    return user + sys;
 }
 
 /// One hub and its server on their own thread: in memory, or joined to the
@@ -202,26 +156,15 @@ private:
     std::atomic<bool> finished_{false};
 };
 
-struct stream_config {
+struct stream_config : sluice::bench::stream_spec {
     setup kind = setup::memory;
-    std::size_t subscribers = 0;
-    std::size_t events = 0;
-    std::size_t window = 64;  ///< un-acked publishes in flight (fan-out)
-    double rate_hz = 0;       ///< > 0: publish at this fixed rate instead
-    std::size_t data_bytes = 100;
-    std::chrono::seconds timeout{120};
+    stream_config() { timeout = std::chrono::seconds(120); }
 };
 
-struct stream_result {
+struct stream_result : sluice::bench::stream_counts {
     stream_config config;
-    std::uint64_t delivered = 0;
-    std::uint64_t missing = 0;
-    std::uint64_t out_of_order = 0;
-    std::vector<std::string> failures;
-    double hub_cpu = 0, redis_cpu = 0, wall = 0;
-    std::vector<std::int64_t> latencies_ns;
+    double hub_cpu = 0, redis_cpu = 0;
 
-    bool correct() const { return missing == 0 && out_of_order == 0 && failures.empty(); }
     double events_per_second() const {
         return wall > 0 ? static_cast<double>(config.events) / wall : 0;
     }
@@ -232,232 +175,45 @@ struct stream_result {
 };
 
 /// One run: the hubs of `kind`, S subscribers and one publisher driven from
-/// this thread, every offset checked.
-class stream_run {
-public:
-    stream_run(const stream_config& c, sluice::test::redis_server* redis)
-        : cfg_(c), redis_(redis), timer_(io_) {
-        result_.config = c;
-        const std::uint16_t redis_port = c.kind == setup::memory ? 0 : redis->port();
-        if (redis_port) {
-            auto flushed = redis->command({"FLUSHALL"});
-            if (flushed.is_error()) fail("FLUSHALL: " + flushed.str);
-        }
-        nodes_.push_back(std::make_unique<node>(redis_port));
-        if (c.kind == setup::redis_cross) nodes_.push_back(std::make_unique<node>(redis_port));
-        for (auto& n : nodes_) {
-            if (redis_port && !n->wait_backplane_up(10s)) fail("a hub did not join Redis in 10 s");
-        }
-        auto at = [](const node& n) {
-            return asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), n.port());
-        };
-        publish_endpoint_ = at(*nodes_.front());
-        subscribe_endpoint_ = at(*nodes_.back());
-        states_.resize(c.subscribers);
-        pad_.assign(c.data_bytes, 'x');
-        if (c.rate_hz > 0) result_.latencies_ns.reserve(c.subscribers * c.events);
+/// this thread, every offset checked; the CPU of the hub threads and of
+/// redis-server is read at the start and end of the measured window.
+stream_result run_stream(const stream_config& c, sluice::test::redis_server* redis) {
+    stream_result r;
+    r.config = c;
+    const std::uint16_t redis_port = c.kind == setup::memory ? 0 : redis->port();
+    if (redis_port) {
+        auto flushed = redis->command({"FLUSHALL"});
+        if (flushed.is_error()) r.failures.push_back("FLUSHALL: " + flushed.str);
     }
-
-    stream_result run() {
-        if (!result_.failures.empty()) return std::move(result_);
-        timer_.expires_after(cfg_.timeout);
-        timer_.async_wait([this](const std::error_code& ec) {
-            if (!ec) fail("timed out after " + std::to_string(cfg_.timeout.count()) + " s");
-        });
-        publisher_ = std::make_shared<client>(io_, client::transport::websocket, "/ws");
-        publisher_->on_open = [this](client&) { maybe_begin(); };
-        publisher_->on_message = [this](client&, std::string_view m) { on_publisher_message(m); };
-        publisher_->on_failure = [this](client&, std::string_view why) {
-            fail("publisher: " + std::string(why));
-        };
-        publisher_->start(publish_endpoint_);
-        for (std::size_t i = 0; i < std::min<std::size_t>(100, cfg_.subscribers); ++i)
-            connect_next();
-        io_.run();
-        if (!finished_) result_.wall = std::chrono::duration<double>(steady::now() - t0_).count();
-        for (auto& s : states_) {
-            if (s.received < cfg_.events) result_.missing += cfg_.events - s.received;
-            result_.delivered += s.received;
-        }
-        return std::move(result_);
+    std::vector<std::unique_ptr<node>> nodes;
+    nodes.push_back(std::make_unique<node>(redis_port));
+    if (c.kind == setup::redis_cross) nodes.push_back(std::make_unique<node>(redis_port));
+    for (auto& n : nodes) {
+        if (redis_port && !n->wait_backplane_up(10s))
+            r.failures.push_back("a hub did not join Redis in 10 s");
     }
-
-private:
-    struct sub_state {
-        std::uint64_t first = 0;  ///< subscribed.offset + 1
-        std::uint64_t next = 0;
-        std::uint64_t received = 0;
-        bool ready = false;
-        bool done = false;
+    if (!r.failures.empty()) return r;
+    auto at = [](const node& n) {
+        return asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), n.port());
     };
-
-    double hub_cpu() const {
+    auto hub_cpu = [&] {
         double sum = 0;
-        for (const auto& n : nodes_) sum += n->cpu();
+        for (const auto& n : nodes) sum += n->cpu();
         return sum;
-    }
-    double redis_cpu() const { return cfg_.kind == setup::memory ? 0 : process_cpu(redis_->pid()); }
-
-    void connect_next() {
-        if (started_ >= cfg_.subscribers || stopped_) return;
-        std::size_t index = started_++;
-        auto c = std::make_shared<client>(io_, client::transport::websocket, "/ws");
-        c->tag = index;
-        c->on_open = [](client& self) {
-            self.send_text(R"({"type":"subscribe","id":1,"topic":"bench"})");
-        };
-        c->on_message = [this](client& self, std::string_view m) {
-            on_subscriber_message(self.tag, m);
-        };
-        c->on_failure = [this](client& self, std::string_view why) {
-            fail("subscriber " + std::to_string(self.tag) + ": " + std::string(why));
-        };
-        subscribers_.push_back(c);
-        c->start(subscribe_endpoint_);
-    }
-
-    void on_subscriber_message(std::size_t index, std::string_view m) {
-        using sluice::bench::loadgen::field_u64;
-        auto& s = states_[index];
-        auto type = sluice::bench::loadgen::message_type(m);
-        if (type == "event") {
-            const std::uint64_t offset = field_u64(m, R"("offset":)");
-            if (!s.ready || offset < s.next) {
-                ++result_.out_of_order;
-                return;
-            }
-            s.next = offset + 1;
-            if (offset - s.first >= cfg_.events) {
-                return fail("subscriber " + std::to_string(index) + " got offset " +
-                            std::to_string(offset) + " beyond the last published");
-            }
-            ++s.received;
-            if (cfg_.rate_hz > 0)
-                result_.latencies_ns.push_back(now_ns() -
-                                               static_cast<std::int64_t>(field_u64(m, R"("t":)")));
-            if (s.next == s.first + cfg_.events && !s.done) {
-                s.done = true;
-                ++done_;
-                maybe_finish();
-            }
-        } else if (type == "subscribed") {
-            if (s.ready) return fail("second subscribed for one subscriber");
-            s.ready = true;
-            s.first = s.next = field_u64(m, R"("offset":)") + 1;
-            ++ready_;
-            connect_next();
-            maybe_begin();
-        } else if (type == "error") {
-            fail("subscriber got " + std::string(m));
-        }
-    }
-
-    void maybe_begin() {
-        if (began_ || ready_ < cfg_.subscribers || !publisher_->is_open()) return;
-        began_ = true;
-        t0_ = steady::now();
-        hub_cpu0_ = hub_cpu();
-        redis_cpu0_ = redis_cpu();
-        if (cfg_.rate_hz > 0) {
-            period_ = std::chrono::duration_cast<steady::duration>(
-                std::chrono::duration<double>(1.0 / cfg_.rate_hz));
-            tick(t0_);
-        } else {
-            while (sent_ < cfg_.events && sent_ - acked_ < cfg_.window) publish_one();
-        }
-    }
-
-    void tick(steady::time_point due) {
-        if (stopped_) return;
-        publish_one();
-        if (sent_ >= cfg_.events) return;
-        due += period_;
-        if (!rate_timer_) rate_timer_.emplace(io_);
-        rate_timer_->expires_at(due);
-        rate_timer_->async_wait([this, due](const std::error_code& ec) {
-            if (!ec) tick(due);
+    };
+    auto redis_cpu = [&] { return c.kind == setup::memory ? 0 : process_cpu(redis->pid()); };
+    double hub_cpu0 = 0, redis_cpu0 = 0;
+    sluice::bench::drive_stream(
+        c, at(*nodes.front()), at(*nodes.back()), /*connect_concurrency=*/100, r,
+        [&] {
+            hub_cpu0 = hub_cpu();
+            redis_cpu0 = redis_cpu();
+        },
+        [&] {
+            r.hub_cpu = hub_cpu() - hub_cpu0;
+            r.redis_cpu = redis_cpu() - redis_cpu0;
         });
-    }
-
-    void publish_one() {
-        ++sent_;
-        std::string t = std::to_string(now_ns());
-        // `data` is exactly cfg_.data_bytes long: {"t":T,"pad":"xx…"}
-        std::size_t fixed = 5 + t.size() + 9;
-        std::size_t pad = cfg_.data_bytes > fixed ? cfg_.data_bytes - fixed : 0;
-        std::string msg = R"({"type":"publish","id":)" + std::to_string(sent_) +
-                          R"(,"topic":"bench","data":{"t":)" + t + R"(,"pad":")";
-        msg.append(pad_, 0, pad);
-        msg += "\"}}";
-        publisher_->send_text(msg);
-    }
-
-    void on_publisher_message(std::string_view m) {
-        auto type = sluice::bench::loadgen::message_type(m);
-        if (type == "published") {
-            ++acked_;
-            if (cfg_.rate_hz <= 0) {
-                while (sent_ < cfg_.events && sent_ - acked_ < cfg_.window) publish_one();
-            }
-            maybe_finish();
-        } else if (type == "error") {
-            fail("publisher got " + std::string(m));
-        }
-    }
-
-    void maybe_finish() {
-        if (finished_ || done_ < cfg_.subscribers || acked_ < cfg_.events) return;
-        finished_ = true;
-        result_.hub_cpu = hub_cpu() - hub_cpu0_;
-        result_.redis_cpu = redis_cpu() - redis_cpu0_;
-        result_.wall = std::chrono::duration<double>(steady::now() - t0_).count();
-        stop();
-    }
-
-    void fail(std::string why) {
-        result_.failures.push_back(std::move(why));
-        stop();
-    }
-
-    void stop() {
-        if (stopped_) return;
-        stopped_ = true;
-        timer_.cancel();
-        if (rate_timer_) rate_timer_->cancel();
-        if (publisher_) publisher_->close();
-        for (auto& c : subscribers_) c->close();
-    }
-
-    stream_config cfg_;
-    sluice::test::redis_server* redis_;
-    std::vector<std::unique_ptr<node>> nodes_;
-    asio::io_context io_;
-    asio::steady_timer timer_;
-    std::optional<asio::steady_timer> rate_timer_;
-    asio::ip::tcp::endpoint publish_endpoint_, subscribe_endpoint_;
-    std::shared_ptr<client> publisher_;
-    std::vector<std::shared_ptr<client>> subscribers_;
-    std::vector<sub_state> states_;
-    std::string pad_;
-    stream_result result_;
-    std::size_t started_ = 0, ready_ = 0, done_ = 0, sent_ = 0, acked_ = 0;
-    bool began_ = false, finished_ = false, stopped_ = false;
-    steady::time_point t0_{};
-    steady::duration period_{};
-    double hub_cpu0_ = 0, redis_cpu0_ = 0;
-};
-
-double percentile_ms(const std::vector<std::int64_t>& sorted, double p) {
-    if (sorted.empty()) return 0;
-    auto rank = static_cast<std::size_t>(std::ceil(p * static_cast<double>(sorted.size())));
-    rank = std::clamp<std::size_t>(rank, 1, sorted.size());
-    return static_cast<double>(sorted[rank - 1]) / 1e6;
-}
-
-double median(std::vector<double> v) {
-    if (v.empty()) return 0;
-    std::sort(v.begin(), v.end());
-    return v[v.size() / 2];
+    return r;
 }
 
 bool check(const stream_result& r) {
@@ -529,8 +285,7 @@ int main(int argc, char** argv) {
         c.subscribers = subscribers;
         c.events = events;
         c.rate_hz = rate_hz;
-        stream_run run(c, redis.get());
-        auto r = run.run();
+        auto r = run_stream(c, redis.get());
         ok = check(r) && ok;
         return r;
     };

@@ -24,6 +24,7 @@
 #include "baseline_websocketpp.hpp"
 #include "bench.hpp"
 #include "loadgen_client.hpp"
+#include "stream_run.hpp"
 
 #include <sluice/server.hpp>
 
@@ -61,31 +62,18 @@
 namespace {
 
 using namespace std::chrono_literals;
+using sluice::bench::cpu_seconds;
+using sluice::bench::load_average;
+using sluice::bench::loaded_options;
+using sluice::bench::median;
+using sluice::bench::percentile_ms;
+using sluice::bench::raise_nofile_limit;
+using sluice::bench::thread_user_sys;
 using sluice::bench::loadgen::client;
-using steady = std::chrono::steady_clock;
 
 enum class server_kind { sluice, baseline };
 
 const char* name_of(server_kind k) { return k == server_kind::sluice ? "sluice" : "websocketpp"; }
-
-double cpu_seconds(clockid_t clock) {
-    timespec ts{};
-    clock_gettime(clock, &ts);
-    return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-}
-
-std::int64_t now_ns() {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(steady::now().time_since_epoch())
-        .count();
-}
-
-void raise_nofile_limit() {
-    rlimit rl{};
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-    }
-}
 
 std::size_t nofile_limit() {
     rlimit rl{};
@@ -101,53 +89,6 @@ std::size_t rss_kib(pid_t pid) {
         if (line.rfind("VmRSS:", 0) == 0) return std::strtoull(line.c_str() + 6, nullptr, 10);
     }
     return 0;
-}
-
-/// User and system CPU seconds of thread `tid` of this process, from
-/// /proc/self/task/<tid>/stat (fields 14 and 15, in clock ticks).
-std::pair<double, double> thread_user_sys(pid_t tid) {
-    std::ifstream in("/proc/self/task/" + std::to_string(tid) + "/stat");
-    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    auto close_paren = stat.rfind(')');
-    if (close_paren == std::string::npos) return {0, 0};
-    // After ") " come fields 3.. (state is field 3); utime is 14, stime 15.
-    const char* p = stat.c_str() + close_paren + 2;
-    unsigned long long utime = 0, stime = 0;
-    for (int field = 3; field <= 15 && *p; ++field) {
-        if (field == 14) utime = std::strtoull(p, nullptr, 10);
-        if (field == 15) stime = std::strtoull(p, nullptr, 10);
-        p = std::strchr(p, ' ');
-        if (!p) break;
-        ++p;
-    }
-    const double tick = static_cast<double>(sysconf(_SC_CLK_TCK));
-    return {static_cast<double>(utime) / tick, static_cast<double>(stime) / tick};
-}
-
-/// The 1, 5 and 15 minute load averages (the machine is shared).
-std::string load_average() {
-    std::ifstream in("/proc/loadavg");
-    std::string a, b, c;
-    in >> a >> b >> c;
-    return a + " " + b + " " + c;
-}
-
-/// The sluice options of the throughput and latency runs: the defaults, except
-/// that one IP may open 1000 connections at once, the publisher may send
-/// 100,000 messages per second, queues may hold a whole run and no ping is
-/// due during a run. The per-connection limiter keeps a log of
-/// `client_rate` entries, so the rate is raised with a short window rather
-/// than a huge count.
-sluice::server_options loaded_options() {
-    sluice::server_options o;
-    o.client_rate = 1000;
-    o.client_rate_window = 10ms;
-    o.max_queue_bytes = std::size_t{64} << 20;
-    o.send_timeout = 60s;
-    o.ping_interval = 600s;  // runs under a profiler can outlast the default 25 s
-    o.handshake_rate = 1000;
-    o.handshake_window = 1ms;
-    return o;
 }
 
 /// The idle run keeps every default except the handshake limit.
@@ -252,246 +193,45 @@ private:
 // Streaming runs (fan-out, latency, SSE): one server, S subscribers, one
 // publisher, every offset checked.
 
-struct stream_config {
+struct stream_config : sluice::bench::stream_spec {
     server_kind kind = server_kind::sluice;
-    client::transport transport = client::transport::websocket;
-    std::size_t subscribers = 0;
-    std::size_t events = 0;
-    std::size_t window = 64;  ///< un-acked publishes in flight (window mode)
-    double rate_hz = 0;       ///< > 0: publish at this fixed rate instead
-    std::size_t data_bytes = 100;
     unsigned server_threads = 1;  ///< threads running the server's io_context
-    std::chrono::seconds timeout{60};
 };
 
-struct stream_result {
+struct stream_result : sluice::bench::stream_counts {
     stream_config config;
-    std::uint64_t delivered = 0;     ///< events received in order, exactly once
-    std::uint64_t missing = 0;       ///< expected events never received (or skipped)
-    std::uint64_t out_of_order = 0;  ///< duplicates and events older than one already received
-    std::vector<std::string> failures;
-    double server_cpu = 0, loadgen_cpu = 0, wall = 0;
+    double server_cpu = 0, loadgen_cpu = 0;
     double server_user = 0, server_sys = 0;
-    std::vector<std::int64_t> latencies_ns;
 
-    bool correct() const { return missing == 0 && out_of_order == 0 && failures.empty(); }
     double per_cpu_second() const {
         return server_cpu > 0 ? static_cast<double>(delivered) / server_cpu : 0;
     }
 };
 
-class stream_run {
-public:
-    explicit stream_run(const stream_config& c)
-        : cfg_(c), sut_(c.kind, loaded_options(), c.server_threads), timer_(io_) {
-        result_.config = c;
-        endpoint_ = asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), sut_.port());
-        states_.resize(c.subscribers);
-        pad_.assign(c.data_bytes, 'x');
-        if (c.rate_hz > 0) result_.latencies_ns.reserve(c.subscribers * c.events);
-    }
-
-    stream_result run() {
-        timer_.expires_after(cfg_.timeout);
-        timer_.async_wait([this](const std::error_code& ec) {
-            if (!ec) fail("timed out after " + std::to_string(cfg_.timeout.count()) + " s");
-        });
-        publisher_ = std::make_shared<client>(io_, client::transport::websocket, "/ws");
-        publisher_->on_open = [this](client&) { maybe_begin(); };
-        publisher_->on_message = [this](client&, std::string_view m) { on_publisher_message(m); };
-        publisher_->on_failure = [this](client&, std::string_view why) {
-            fail("publisher: " + std::string(why));
-        };
-        publisher_->start(endpoint_);
-        for (std::size_t i = 0; i < std::min<std::size_t>(connect_concurrency, cfg_.subscribers);
-             ++i)
-            connect_next();
-        io_.run();
-        if (!finished_) {
-            // Timed out or failed: account for what never arrived.
-            result_.wall = std::chrono::duration<double>(steady::now() - t0_).count();
-        }
-        for (auto& s : states_) {
-            if (s.received < cfg_.events) result_.missing += cfg_.events - s.received;
-        }
-        result_.delivered = 0;
-        for (auto& s : states_) result_.delivered += s.received;
-        return std::move(result_);
-    }
-
-private:
-    static constexpr std::size_t connect_concurrency = 200;
-
-    struct sub_state {
-        std::uint64_t first = 0;  ///< the first offset expected (subscribed.offset + 1)
-        std::uint64_t next = 0;   ///< the next offset expected
-        std::uint64_t received = 0;
-        bool ready = false;
-        bool done = false;
-    };
-
-    void connect_next() {
-        if (started_ >= cfg_.subscribers || stopped_) return;
-        std::size_t index = started_++;
-        std::string target =
-            cfg_.transport == client::transport::websocket ? "/ws" : "/events?topic=bench";
-        auto c = std::make_shared<client>(io_, cfg_.transport, std::move(target));
-        c->tag = index;
-        if (cfg_.transport == client::transport::websocket) {
-            c->on_open = [](client& self) {
-                self.send_text(R"({"type":"subscribe","id":1,"topic":"bench"})");
-            };
-        }
-        c->on_message = [this](client& self, std::string_view m) {
-            on_subscriber_message(self.tag, m);
-        };
-        c->on_failure = [this](client& self, std::string_view why) {
-            fail("subscriber " + std::to_string(self.tag) + ": " + std::string(why));
-        };
-        subscribers_.push_back(c);
-        c->start(endpoint_);
-    }
-
-    void on_subscriber_message(std::size_t index, std::string_view m) {
-        using sluice::bench::loadgen::field_u64;
-        auto& s = states_[index];
-        auto type = sluice::bench::loadgen::message_type(m);
-        if (type == "event") {
-            const std::uint64_t offset = field_u64(m, R"("offset":)");
-            if (!s.ready || offset < s.next) {
-                ++result_.out_of_order;
-                return;
-            }
-            s.next = offset + 1;
-            if (offset - s.first >= cfg_.events) {
-                fail("subscriber " + std::to_string(index) + " got offset " +
-                     std::to_string(offset) + " beyond the last published");
-                return;
-            }
-            ++s.received;
-            if (cfg_.rate_hz > 0)
-                result_.latencies_ns.push_back(now_ns() -
-                                               static_cast<std::int64_t>(field_u64(m, R"("t":)")));
-            if (s.next == s.first + cfg_.events && !s.done) {
-                s.done = true;
-                ++done_;
-                maybe_finish();
-            }
-        } else if (type == "subscribed") {
-            if (s.ready) return fail("second subscribed for one subscriber");
-            s.ready = true;
-            s.first = s.next = field_u64(m, R"("offset":)") + 1;
-            ++ready_;
-            connect_next();
-            maybe_begin();
-        } else if (type == "error") {
-            fail("subscriber got " + std::string(m));
-        }
-    }
-
-    void maybe_begin() {
-        if (began_ || ready_ < cfg_.subscribers || !publisher_->is_open()) return;
-        began_ = true;
-        t0_ = steady::now();
-        server_cpu0_ = sut_.cpu();
-        user_sys0_ = sut_.user_sys();
-        loadgen_cpu0_ = cpu_seconds(CLOCK_THREAD_CPUTIME_ID);
-        if (cfg_.rate_hz > 0) {
-            period_ = std::chrono::duration_cast<steady::duration>(
-                std::chrono::duration<double>(1.0 / cfg_.rate_hz));
-            tick(t0_);
-        } else {
-            while (sent_ < cfg_.events && sent_ - acked_ < cfg_.window) publish_one();
-        }
-    }
-
-    void tick(steady::time_point due) {
-        if (stopped_) return;
-        publish_one();
-        if (sent_ >= cfg_.events) return;
-        due += period_;
-        if (!rate_timer_) rate_timer_.emplace(io_);
-        rate_timer_->expires_at(due);
-        rate_timer_->async_wait([this, due](const std::error_code& ec) {
-            if (!ec) tick(due);
-        });
-    }
-
-    void publish_one() {
-        ++sent_;
-        std::string t = std::to_string(now_ns());
-        // `data` is exactly cfg_.data_bytes long: {"t":T,"pad":"xx…"}
-        std::size_t fixed = 5 + t.size() + 9;
-        std::size_t pad = cfg_.data_bytes > fixed ? cfg_.data_bytes - fixed : 0;
-        std::string msg = R"({"type":"publish","id":)" + std::to_string(sent_) +
-                          R"(,"topic":"bench","data":{"t":)" + t + R"(,"pad":")";
-        msg.append(pad_, 0, pad);
-        msg += "\"}}";
-        publisher_->send_text(msg);
-    }
-
-    void on_publisher_message(std::string_view m) {
-        auto type = sluice::bench::loadgen::message_type(m);
-        if (type == "published") {
-            ++acked_;
-            if (cfg_.rate_hz <= 0) {
-                while (sent_ < cfg_.events && sent_ - acked_ < cfg_.window) publish_one();
-            }
-            maybe_finish();
-        } else if (type == "error") {
-            fail("publisher got " + std::string(m));
-        }
-    }
-
-    void maybe_finish() {
-        if (finished_ || done_ < cfg_.subscribers || acked_ < cfg_.events) return;
-        finished_ = true;
-        result_.server_cpu = sut_.cpu() - server_cpu0_;
-        auto user_sys = sut_.user_sys();
-        result_.server_user = user_sys.first - user_sys0_.first;
-        result_.server_sys = user_sys.second - user_sys0_.second;
-        result_.loadgen_cpu = cpu_seconds(CLOCK_THREAD_CPUTIME_ID) - loadgen_cpu0_;
-        result_.wall = std::chrono::duration<double>(steady::now() - t0_).count();
-        stop();
-    }
-
-    void fail(std::string why) {
-        if (stopped_) return;
-        result_.failures.push_back(std::move(why));
-        stop();
-    }
-
-    void stop() {
-        if (stopped_) return;
-        stopped_ = true;
-        timer_.cancel();
-        if (rate_timer_) rate_timer_->cancel();
-        publisher_->close();
-        for (auto& c : subscribers_) c->close();
-    }
-
-    stream_config cfg_;
-    server_under_test sut_;
-    asio::io_context io_;
-    asio::steady_timer timer_;
-    std::optional<asio::steady_timer> rate_timer_;
-    asio::ip::tcp::endpoint endpoint_;
-    std::shared_ptr<client> publisher_;
-    std::vector<std::shared_ptr<client>> subscribers_;
-    std::vector<sub_state> states_;
-    std::string pad_;
-    stream_result result_;
-    std::size_t started_ = 0, ready_ = 0, done_ = 0, sent_ = 0, acked_ = 0;
-    bool began_ = false, finished_ = false, stopped_ = false;
-    steady::time_point t0_{};
-    steady::duration period_{};
-    double server_cpu0_ = 0, loadgen_cpu0_ = 0;
-    std::pair<double, double> user_sys0_{};
-};
-
+/// One run against a fresh server_under_test; its threads' CPU (and the load
+/// generator's) is read at the start and end of the measured window.
 stream_result run_stream(const stream_config& c) {
-    stream_run run(c);
-    return run.run();
+    server_under_test sut(c.kind, loaded_options(), c.server_threads);
+    stream_result r;
+    r.config = c;
+    const auto endpoint = asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), sut.port());
+    double server_cpu0 = 0, loadgen_cpu0 = 0;
+    std::pair<double, double> user_sys0{};
+    sluice::bench::drive_stream(
+        c, endpoint, endpoint, /*connect_concurrency=*/200, r,
+        [&] {
+            server_cpu0 = sut.cpu();
+            user_sys0 = sut.user_sys();
+            loadgen_cpu0 = cpu_seconds(CLOCK_THREAD_CPUTIME_ID);
+        },
+        [&] {
+            r.server_cpu = sut.cpu() - server_cpu0;
+            auto user_sys = sut.user_sys();
+            r.server_user = user_sys.first - user_sys0.first;
+            r.server_sys = user_sys.second - user_sys0.second;
+            r.loadgen_cpu = cpu_seconds(CLOCK_THREAD_CPUTIME_ID) - loadgen_cpu0;
+        });
+    return r;
 }
 
 // ---------------------------------------------------------------------------
@@ -634,13 +374,6 @@ idle_result run_idle(server_kind kind, std::size_t connections, std::chrono::sec
 // ---------------------------------------------------------------------------
 // Reporting
 
-double percentile_ms(std::vector<std::int64_t>& sorted, double p) {
-    if (sorted.empty()) return 0;
-    auto rank = static_cast<std::size_t>(std::ceil(p * static_cast<double>(sorted.size())));
-    rank = std::clamp<std::size_t>(rank, 1, sorted.size());
-    return static_cast<double>(sorted[rank - 1]) / 1e6;
-}
-
 bool report_failures(const char* what, const std::vector<std::string>& failures) {
     for (std::size_t i = 0; i < failures.size() && i < 3; ++i) {
         std::fprintf(stderr, "server_bench: %s: %s\n", what, failures[i].c_str());
@@ -664,12 +397,6 @@ void print_throughput_row(const stream_result& r) {
         r.server_cpu, r.server_user, r.server_sys, r.per_cpu_second(), r.loadgen_cpu, r.wall,
         static_cast<unsigned long long>(r.missing),
         static_cast<unsigned long long>(r.out_of_order));
-}
-
-double median(std::vector<double> v) {
-    if (v.empty()) return 0;
-    std::sort(v.begin(), v.end());
-    return v[v.size() / 2];
 }
 
 }  // namespace
