@@ -1044,12 +1044,17 @@ private:
 /// @endcode
 class test_server {
 public:
+    /// With `redis`, the hub is a member of that Redis cluster.
     explicit test_server(server_options options = {}, hub_options hub_opts = {},
                          std::shared_ptr<const auth_policy> policy = nullptr,
-                         std::size_t threads = 1)
+                         std::size_t threads = 1, std::optional<redis_options> redis = {})
         : work_(asio::make_work_guard(io_)) {
         if (!policy) policy = std::make_shared<anonymous_policy>(true);
-        hub_.emplace(io_.get_executor(), std::move(policy), hub_opts);
+        if (redis) {
+            hub_.emplace(io_.get_executor(), std::move(policy), hub_opts, std::move(*redis));
+        } else {
+            hub_.emplace(io_.get_executor(), std::move(policy), hub_opts);
+        }
         server_.emplace(io_, *hub_, std::move(options));
         if (auto ec = server_->listen("127.0.0.1", 0)) {
             throw std::runtime_error("test_server: listen failed: " + ec.message());
