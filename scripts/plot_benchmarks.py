@@ -69,9 +69,9 @@ def plain(text):
 
 
 def number(cell):
-    """The first number of a cell ("0.518 (0.37 + 0.15)", "4226x", "10,000"), or None."""
-    m = re.search(r"-?\d[\d,]*(?:\.\d+)?", cell.replace("**", ""))
-    return float(m.group(0).replace(",", "")) if m else None
+    """The first number of a cell ("0.518 (0.37 + 0.15)", "4226x", "10,000", "619 606"), or None."""
+    m = re.search(r"-?\d{1,3}(?:[, \u202f]\d{3})+(?!\d)(?:\.\d+)?|-?\d+(?:\.\d+)?", cell.replace("**", ""))
+    return float(re.sub(r"[, \u202f]", "", m.group(0))) if m else None
 
 
 def split_row(line):
@@ -123,6 +123,8 @@ class Plot:
 def hbar(name, title, caption, part, labels, values, xlabel, colors=None, fmt="%.1f", extra=""):
     """Horizontal bars, one per label, top to bottom in table order."""
     n = len(labels)
+    if max(values) >= 1e5:  # millions read better than 2988370.0 and 1e+06
+        values, fmt, extra = [v / 1e6 for v in values], "%.2f M", extra + 'set format x "%g M"\n'
     width = max(1000, int(6.6 * max(len(l) for l in labels)) + 560)  # room for the labels and ~500 px of bars
     colors = colors or [SLUICE] * n
     data = "".join(f"{quoted(l)} {v:g} 0x{c[1:]}\n" for l, v, c in zip(labels, values, colors))
@@ -269,33 +271,43 @@ def limiter_scaling_plot(tables):
                   "limit (permits per 1 s window)", "ns per try_acquire", xs, series)
 
 
-# Horizontal bar charts: (part, label columns, value column, name, title, x label, caption).
+# Horizontal bar charts: (part, label columns, value column, name, title, x label, caption,
+# the rows drawn grey as baselines: a regular expression on the label).
 HBARS = [
     ("resilience", ["operation"], "ns/op", "resilience", "Backoff and circuit breaker: ns per operation",
      "ns per operation (lower is better)",
      "Resilience primitives: nanoseconds per `backoff::next()` and per circuit-breaker decision, with the two "
-     "baselines (a `std::minstd_rand` draw and `steady_clock::now()`) in grey."),
+     "baselines (a `std::minstd_rand` draw and `steady_clock::now()`) in grey.", r"^baseline"),
     ("limiter", ["limiter", "options", "traffic"], "ns/try_acquire", "limiter-one", "One limiter: ns per try_acquire",
      "ns per try_acquire (lower is better)",
-     "Limiters: nanoseconds per `try_acquire` of one exact or approximate limiter."),
+     "Limiters: nanoseconds per `try_acquire` of one exact or approximate limiter.", r"^$"),
     ("limiter", ["keys", "traffic"], "ns/try_acquire", "limiter-keyed", "Keyed limiter: ns per try_acquire",
      "ns per try_acquire (lower is better)",
-     "Keyed limiter (exact per key, 50 per 10 s, at most 10,000 keys): nanoseconds per `try_acquire`."),
+     "Keyed limiter (exact per key, 50 per 10 s, at most 10,000 keys): nanoseconds per `try_acquire`.", r"^$"),
     ("routing", ["operation"], "ns/op", "routing-filter", "Filters: ns per operation",
      "ns per operation (lower is better)",
-     "Filters: one 3-condition `filter::matches` against parsing the event once, for scale (grey)."),
+     "Filters: one 3-condition `filter::matches` against parsing the event once, for scale (grey).", r"for scale"),
     ("history", ["operation", "baseline"], "ratio", "history", "History: cost relative to a baseline of the same run",
      "time / the baseline's time (lower is better)",
-     "History: each operation's time divided by the baseline named after `vs`, measured in the same run."),
+     "History: each operation's time divided by the baseline named after `vs`, measured in the same run.", r"^$"),
     ("outbox", ["case (per message)"], "cpu ns (avg)", "outbox", "Client outbox: CPU ns per message",
      "CPU ns per message, averaged over the rounds (lower is better)",
-     "Client outbox: CPU nanoseconds per message through `outbox`, against a `std::deque` round trip (grey)."),
+     "Client outbox: CPU nanoseconds per message through `outbox`, against a `std::deque` round trip (grey).",
+     r"^baseline"),
+    ("client", ["consumer"], "client cpu s per 1m events", "client", "C++ clients: CPU seconds per million events",
+     "client CPU s per 1M events (lower is better)",
+     "C++ clients: CPU per million events received by `ws_client` and `sse_client`, against a raw load-generator "
+     "client on the same transport (grey), first run.", r"^raw"),
+    ("cluster", ["setup"], "deliveries / cpu-s (hubs + redis)", "cluster", "Cluster: deliveries per CPU-second",
+     "deliveries per CPU-second of the hubs and redis-server (higher is better)",
+     "Cluster fan-out: deliveries per CPU-second of the hubs plus redis-server, through Redis on the same hub "
+     "and across two hubs, against the in-memory backplane (grey).", r"^memory$"),
 ]
 
 
 def hbar_plots(tables):
     plots = []
-    for part, label_cols, value_col, name, title, xlabel, caption in HBARS:
+    for part, label_cols, value_col, name, title, xlabel, caption, baseline in HBARS:
         t = next((t for t in tables if t.part == part and t.has(*label_cols, value_col)), None)
         if t is None:
             continue
@@ -308,11 +320,10 @@ def hbar_plots(tables):
             label = parts[0] + (f" vs {parts[1]}" if name == "history" else "".join(f", {p}" for p in parts[1:]))
             labels.append(label)
             values.append(v)
-            colors.append(BASELINE if label.lower().startswith("baseline") or
-                          (name == "routing-filter" and "for scale" in label) else SLUICE)
+            colors.append(BASELINE if re.search(baseline, label, re.IGNORECASE) else SLUICE)
         if values:
             ratio = name == "history"  # a dashed line at 1: the baseline's own cost
-            plots.append(hbar(name, title, caption, part, labels, values, xlabel, colors, "%.2f" if ratio else "%.1f",
+            plots.append(hbar(name, title, caption, part, labels, values, xlabel, colors, "%.2f" if ratio else "%.3g" if max(values) < 10 else "%.1f",
                               f'set arrow from 1, graph 0 to 1, graph 1 nohead dt 2 lc rgb "{BASELINE}"\n' if ratio else ""))
     return plots
 
